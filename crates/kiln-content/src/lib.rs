@@ -1,0 +1,1 @@
+//! Content-addressed blob store laid out as an OCI image layout.

@@ -1,0 +1,1 @@
+//! Runs RUN steps in isolated containers (libcontainer in-process or runc).

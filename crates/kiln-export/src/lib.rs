@@ -1,0 +1,1 @@
+//! Image archives: docker-archive and OCI layout import and export.

@@ -1,0 +1,1 @@
+//! OCI/Docker image model: references, config, manifest, index, canonical JSON.

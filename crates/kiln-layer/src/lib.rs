@@ -1,0 +1,1 @@
+//! OCI layer tars: deterministic diff tars with whiteouts, compression, safe unpacking.

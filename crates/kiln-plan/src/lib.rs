@@ -1,0 +1,1 @@
+//! Stage graph, target selection and build order for multi-stage Dockerfiles.

@@ -1,0 +1,1 @@
+//! Filesystem snapshots for build steps: overlayfs, with a copy fallback.

@@ -1,0 +1,1 @@
+//! Local image store: SQLite metadata over the content store, tags, GC, leases.
