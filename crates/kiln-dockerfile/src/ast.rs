@@ -25,12 +25,13 @@ pub struct Directives {
 pub struct Heredoc {
     /// Delimiter word without quotes or `-`.
     pub name: String,
-    /// The body, lines joined with `\n`, including the final newline (as BuildKit keeps it).
+    /// The body lines as written, each with its line ending (`\r\n` kept), as BuildKit keeps it.
     pub content: String,
     /// False when the delimiter was quoted (`<<'EOF'`, `<<"EOF"`): no expansion in the body.
     pub expand: bool,
     /// True for `<<-EOF`: leading tabs were stripped from each body line.
     pub chomp: bool,
+    /// The body lines and the terminator line.
     pub span: Span,
 }
 
@@ -41,10 +42,12 @@ pub struct Word {
     pub span: Span,
 }
 
-/// A `--flag` or `--flag=value` written before the arguments, kept verbatim (`--` terminator dropped).
+/// A `--flag` or `--flag=value` written before the arguments (`--` terminator dropped).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flag {
-    /// The verbatim text, e.g. `--mount=type=cache,target=/x`.
+    /// The flag as BuildKit reads it: quotes and backslash escapes removed, so
+    /// `--mount="type=cache,target=/x"` gives `--mount=type=cache,target=/x`. `span` covers
+    /// the text as written.
     pub text: String,
     pub span: Span,
 }
@@ -61,6 +64,8 @@ pub struct Node {
     pub args: Vec<Word>,
     /// True when the arguments came from a valid JSON array (exec form).
     pub json: bool,
+    /// Heredoc bodies in order; for `ONBUILD RUN <<EOF` they sit on the `ONBUILD` node, as in
+    /// BuildKit.
     pub heredocs: Vec<Heredoc>,
     /// The trigger of `ONBUILD <instruction>`.
     pub next: Option<Box<Node>>,

@@ -13,7 +13,10 @@ pub struct Error {
 
 impl Error {
     pub fn new(message: impl Into<String>, span: Span) -> Self {
-        Self { message: message.into(), span }
+        Self {
+            message: message.into(),
+            span,
+        }
     }
 
     /// 1-based line and column (in characters) of the span's start.
@@ -49,10 +52,14 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
+/// Byte offset of the end of the line holding `offset` (any offset, even inside a character).
 fn line_end(source: &str, offset: usize) -> usize {
-    source[offset.min(source.len())..]
-        .find('\n')
-        .map_or(source.len(), |i| offset + i)
+    let from = offset.min(source.len());
+    source
+        .as_bytes()
+        .get(from..)
+        .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+        .map_or(source.len(), |i| from + i)
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -65,11 +72,30 @@ mod tests {
     fn renders_line_col_and_caret() {
         let src = "FROM busybox\nRUN  --bogus echo\n";
         let start = src.find("--bogus").unwrap();
-        let err = Error::new("unknown flag: --bogus", Span { start, end: start + 7 });
+        let err = Error::new(
+            "unknown flag: --bogus",
+            Span {
+                start,
+                end: start + 7,
+            },
+        );
         assert_eq!(err.line_col(src), (2, 6));
         let text = err.render("Dockerfile", src);
-        assert!(text.starts_with("Dockerfile:2:6: unknown flag: --bogus\n"), "{text}");
+        assert!(
+            text.starts_with("Dockerfile:2:6: unknown flag: --bogus\n"),
+            "{text}"
+        );
         assert!(text.ends_with("|      ^^^^^^^"), "{text}");
+    }
+
+    #[test]
+    fn render_survives_offsets_inside_a_character() {
+        let src = "RUN é\n";
+        let err = Error::new("x", Span { start: 5, end: 6 });
+        assert!(
+            err.render("Dockerfile", src)
+                .starts_with("Dockerfile:1:5: x")
+        );
     }
 
     #[test]

@@ -5,5 +5,9 @@
 
 pub mod ast;
 pub mod error;
+pub mod instructions;
+pub mod lint;
+pub mod parser;
+pub mod stages;
 
 pub use error::{Error, Result};

@@ -1,1 +1,26 @@
 //! Image archives: docker-archive and OCI layout import and export.
+//!
+//! An image here is a manifest, a config and layer blobs in a
+//! [`ContentStore`](kiln_content::ContentStore); tags are returned to (or
+//! taken from) the caller, which records them in its own metadata.
+//!
+//! - [`import_archive`] reads `docker save` output (docker 20.10's
+//!   `<id>/layer.tar` layout and docker 25+'s OCI-shaped one) and OCI layout
+//!   tars as a single stream. Uncompressed layers are gzip-compressed
+//!   deterministically on the way in; every layer is checked against the
+//!   config's `rootfs.diff_ids` and every blob against its digest before it
+//!   is committed.
+//! - [`export_docker_archive`] / [`export_oci_archive`] write archives that
+//!   `docker load`, `skopeo` and `umoci` accept.
+
+mod error;
+mod export;
+mod format;
+mod import;
+mod paths;
+mod source;
+mod stage;
+
+pub use error::{Error, Mismatch, Result};
+pub use export::{ExportImage, export_docker_archive, export_oci_archive};
+pub use import::{ImportedImage, import_archive, import_oci_layout_dir};

@@ -1,0 +1,304 @@
+//! Export → import round trips, and imports of the archive shapes other
+//! tools write (docker 20.10 `docker save`, docker 25+ OCI-shaped save, a
+//! gzip-compressed archive, an OCI layout directory).
+
+mod common;
+
+use std::io::Read;
+
+use common::*;
+use flate2::read::GzDecoder;
+use kiln_content::{ContentStore, Digest, sha256_digest};
+use kiln_export::{
+    ExportImage, ImportedImage, export_docker_archive, export_oci_archive, import_archive,
+    import_oci_layout_dir,
+};
+use oci_spec::image::{ImageManifest, MediaType};
+use serde_json::json;
+
+const FULL_TAG: &str = "docker.io/kiln-test/small:1";
+
+fn export_image(image: &StoredImage) -> Vec<ExportImage> {
+    vec![ExportImage {
+        manifest_digest: image.manifest.clone(),
+        tags: vec![FULL_TAG.to_string()],
+    }]
+}
+
+fn manifest_of(store: &ContentStore, d: &Digest) -> ImageManifest {
+    serde_json::from_slice(&store.read_bytes(d, 1 << 20).unwrap()).unwrap()
+}
+
+/// Each layer of the imported image is a gzip blob whose content is the
+/// original tar.
+fn assert_layers_are(store: &ContentStore, imported: &ImportedImage, layers: &[Vec<u8>]) {
+    let manifest = manifest_of(store, &imported.manifest_digest);
+    assert_eq!(manifest.layers().len(), layers.len());
+    for (desc, want) in manifest.layers().iter().zip(layers) {
+        assert_eq!(desc.media_type(), &MediaType::ImageLayerGzip);
+        assert_eq!(store.size(desc.digest()).unwrap(), desc.size());
+        let mut tar = Vec::new();
+        GzDecoder::new(store.open_blob(desc.digest()).unwrap())
+            .read_to_end(&mut tar)
+            .unwrap();
+        assert_eq!(&tar, want);
+    }
+    assert_eq!(manifest.config().digest(), &imported.config_digest);
+}
+
+#[test]
+fn oci_archive_round_trip_keeps_the_manifest() {
+    let src = temp_store();
+    let image = store_image(&src.store, &small_layers());
+    let mut tar = Vec::new();
+    export_oci_archive(&src.store, &export_image(&image), &mut tar).unwrap();
+
+    let dst = temp_store();
+    let imported = import_archive(&dst.store, &tar[..]).unwrap();
+    assert_eq!(
+        imported,
+        vec![ImportedImage {
+            manifest_digest: image.manifest.clone(),
+            config_digest: image.config.clone(),
+            tags: vec![FULL_TAG.to_string()],
+        }]
+    );
+    for blob in image
+        .layer_blobs
+        .iter()
+        .chain([&image.config, &image.manifest])
+    {
+        assert!(dst.store.contains(blob), "{blob} not imported");
+    }
+    assert_layers_are(&dst.store, &imported[0], &small_layers());
+    assert_store_consistent(&dst);
+}
+
+#[test]
+fn docker_archive_round_trip_keeps_the_manifest_and_uses_repo_tags() {
+    let src = temp_store();
+    let image = store_image(&src.store, &small_layers());
+    let mut tar = Vec::new();
+    export_docker_archive(&src.store, &export_image(&image), &mut tar).unwrap();
+
+    let dst = temp_store();
+    let imported = import_archive(&dst.store, &tar[..]).unwrap();
+    assert_eq!(imported.len(), 1);
+    assert_eq!(imported[0].manifest_digest, image.manifest);
+    assert_eq!(imported[0].config_digest, image.config);
+    assert_eq!(imported[0].tags, vec!["kiln-test/small:1".to_string()]);
+}
+
+#[test]
+fn docker_archive_has_docker_load_metadata() {
+    let src = temp_store();
+    let image = store_image(&src.store, &small_layers());
+    let mut tar = Vec::new();
+    export_docker_archive(&src.store, &export_image(&image), &mut tar).unwrap();
+    let members = read_members(&tar);
+    let manifest: serde_json::Value = serde_json::from_slice(&members["manifest.json"]).unwrap();
+    let layers: Vec<String> = image
+        .layer_blobs
+        .iter()
+        .map(|d| format!("blobs/sha256/{}", d.digest()))
+        .collect();
+    assert_eq!(
+        manifest,
+        json!([{
+            "Config": format!("blobs/sha256/{}", image.config.digest()),
+            "RepoTags": ["kiln-test/small:1"],
+            "Layers": layers,
+        }])
+    );
+    let repositories: serde_json::Value = serde_json::from_slice(&members["repositories"]).unwrap();
+    assert_eq!(
+        repositories,
+        json!({"kiln-test/small": {"1": image.layer_blobs[1].digest()}})
+    );
+    for path in manifest[0]["Layers"].as_array().unwrap() {
+        assert!(
+            members.contains_key(path.as_str().unwrap()),
+            "{path} missing"
+        );
+    }
+}
+
+#[test]
+fn oci_index_names_images_by_tag_and_full_name() {
+    let src = temp_store();
+    let image = store_image(&src.store, &small_layers());
+    let images = vec![
+        ExportImage {
+            manifest_digest: image.manifest.clone(),
+            tags: vec!["busybox".into(), "localhost:5000/a/b:v2".into()],
+        },
+        ExportImage {
+            manifest_digest: image.manifest.clone(),
+            tags: vec![],
+        },
+    ];
+    let mut tar = Vec::new();
+    export_oci_archive(&src.store, &images, &mut tar).unwrap();
+    let members = read_members(&tar);
+    assert_eq!(members["oci-layout"], br#"{"imageLayoutVersion":"1.0.0"}"#);
+    let index: serde_json::Value = serde_json::from_slice(&members["index.json"]).unwrap();
+    let entries = index["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 3);
+    assert_eq!(
+        entries[0]["annotations"],
+        json!({"io.containerd.image.name": "docker.io/library/busybox:latest", "org.opencontainers.image.ref.name": "latest"})
+    );
+    assert_eq!(
+        entries[1]["annotations"]["org.opencontainers.image.ref.name"],
+        "v2"
+    );
+    assert!(entries[2].get("annotations").is_none());
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["digest"] == image.manifest.to_string())
+    );
+    // Each blob is written once although the image is listed twice.
+    let blobs = members
+        .keys()
+        .filter(|k| k.starts_with("blobs/sha256/"))
+        .count();
+    assert_eq!(blobs, 4);
+}
+
+#[test]
+fn export_is_deterministic() {
+    let src = temp_store();
+    let image = store_image(&src.store, &small_layers());
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    export_docker_archive(&src.store, &export_image(&image), &mut a).unwrap();
+    export_docker_archive(&src.store, &export_image(&image), &mut b).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn docker_legacy_save_is_compressed_on_import_with_diff_ids_checked() {
+    // The base layer is listed twice: docker stores it once and symlinks it.
+    let base = small_layers().remove(0);
+    let layers = vec![base.clone(), small_layers().remove(1), base];
+    let config = config_json(&layers);
+    let tar = docker_legacy_archive(&layers, &config, &["lab/legacy:1"]);
+
+    let dst = temp_store();
+    let imported = import_archive(&dst.store, &tar[..]).unwrap();
+    assert_eq!(imported.len(), 1);
+    assert_eq!(imported[0].tags, vec!["lab/legacy:1".to_string()]);
+    // The config is kept byte for byte: the image ID does not change.
+    assert_eq!(imported[0].config_digest, sha256_digest(&config));
+    assert_layers_are(&dst.store, &imported[0], &layers);
+    assert_store_consistent(&dst);
+
+    // Compression is deterministic: a second import gives the same manifest.
+    let again = import_archive(&temp_store().store, &tar[..]).unwrap();
+    assert_eq!(again[0].manifest_digest, imported[0].manifest_digest);
+}
+
+#[test]
+fn docker_oci_shaped_save_with_uncompressed_layers_is_rewritten_to_gzip() {
+    let layers = small_layers();
+    let config = config_json(&layers);
+    let config_d = sha256_digest(&config);
+    let layer_descs: Vec<_> = layers
+        .iter()
+        .map(|l| json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256_digest(l).to_string(), "size": l.len()}))
+        .collect();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_d.to_string(), "size": config.len()},
+        "layers": layer_descs,
+    }))
+    .unwrap();
+    let manifest_d = sha256_digest(&manifest);
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest_d.to_string(),
+            "size": manifest.len(),
+            "annotations": {"io.containerd.image.name": "docker.io/lab/modern:1", "org.opencontainers.image.ref.name": "1"},
+        }],
+    }))
+    .unwrap();
+    let blob = |d: &Digest| format!("blobs/sha256/{}", d.digest());
+    let docker_manifest = serde_json::to_vec(&json!([{
+        "Config": blob(&config_d),
+        "RepoTags": ["lab/modern:1"],
+        "Layers": layers.iter().map(|l| blob(&sha256_digest(l))).collect::<Vec<_>>(),
+    }]))
+    .unwrap();
+    let names: Vec<String> = layers.iter().map(|l| blob(&sha256_digest(l))).collect();
+    let tar = archive(&[
+        (&names[0], &layers[0]),
+        (&names[1], &layers[1]),
+        (&blob(&config_d), &config),
+        (&blob(&manifest_d), &manifest),
+        ("index.json", &index),
+        ("manifest.json", &docker_manifest),
+        ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#),
+    ]);
+
+    let dst = temp_store();
+    let imported = import_archive(&dst.store, &tar[..]).unwrap();
+    assert_eq!(imported.len(), 1);
+    assert_eq!(imported[0].tags, vec!["lab/modern:1".to_string()]);
+    assert_ne!(
+        imported[0].manifest_digest, manifest_d,
+        "layers changed, so must the manifest"
+    );
+    assert_eq!(imported[0].config_digest, config_d);
+    assert_layers_are(&dst.store, &imported[0], &layers);
+    // The uncompressed originals are not left in the store.
+    for l in &layers {
+        assert!(!dst.store.contains(&sha256_digest(l)));
+    }
+    assert_store_consistent(&dst);
+}
+
+#[test]
+fn gzip_compressed_archive_imports() {
+    let src = temp_store();
+    let image = store_image(&src.store, &small_layers());
+    let mut tar = Vec::new();
+    export_docker_archive(&src.store, &export_image(&image), &mut tar).unwrap();
+    let imported = import_archive(&temp_store().store, &gzip(&tar)[..]).unwrap();
+    assert_eq!(imported[0].manifest_digest, image.manifest);
+}
+
+#[test]
+fn oci_layout_directory_imports() {
+    let src = temp_store();
+    let image = store_image(&src.store, &small_layers());
+    let mut tar = Vec::new();
+    export_oci_archive(&src.store, &export_image(&image), &mut tar).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    tar::Archive::new(&tar[..]).unpack(dir.path()).unwrap();
+
+    let dst = temp_store();
+    let imported = import_oci_layout_dir(&dst.store, dir.path()).unwrap();
+    assert_eq!(imported.len(), 1);
+    assert_eq!(imported[0].manifest_digest, image.manifest);
+    assert_eq!(imported[0].tags, vec![FULL_TAG.to_string()]);
+    assert_layers_are(&dst.store, &imported[0], &small_layers());
+    assert_store_consistent(&dst);
+}
+
+fn read_members(tar: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in tar::Archive::new(tar).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.header().entry_type().is_file() {
+            let path = entry.path().unwrap().to_string_lossy().into_owned();
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).unwrap();
+            out.insert(path, data);
+        }
+    }
+    out
+}

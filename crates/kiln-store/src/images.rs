@@ -1,0 +1,578 @@
+//! Images and tags: storing, resolving, tagging, removing, listing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+
+use kiln_content::Digest;
+use kiln_image::oci_spec::image::{Descriptor, ImageManifest};
+use kiln_image::{BuiltImage, ImageConfig, ImageError, Reference, parse_manifest};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+
+use crate::Store;
+use crate::error::{Result, StoreError};
+use crate::filter::ImageFilter;
+use crate::fsutil::now;
+
+/// Largest manifest read into memory.
+const MAX_MANIFEST: u64 = 4 << 20;
+/// Largest config read into memory (configs with long histories are big).
+const MAX_CONFIG: u64 = 64 << 20;
+
+/// Which build and stage produced an intermediate image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageRef {
+    /// Build identifier chosen by the builder.
+    pub build_id: String,
+    /// Stage name or index in the Dockerfile.
+    pub stage: String,
+}
+
+/// Request to record an image whose blobs are already in the content store.
+#[derive(Debug, Clone)]
+pub struct PutImage {
+    /// Digest of the manifest blob.
+    pub manifest: Digest,
+    /// References to point at the image (moved from other images if taken).
+    pub tags: Vec<Reference>,
+    /// `Some` for a build-stage result hidden from `images` without `-a`.
+    pub intermediate: Option<StageRef>,
+}
+
+/// A layer of an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerRecord {
+    /// Blob digest.
+    pub digest: Digest,
+    /// Uncompressed diff ID.
+    pub diff_id: Digest,
+    /// Blob size in bytes.
+    pub size: u64,
+    /// Blob media type.
+    pub media_type: String,
+}
+
+/// An image as the store knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRecord {
+    /// Image ID: the config digest.
+    pub id: Digest,
+    /// Manifest digest.
+    pub manifest_digest: Digest,
+    /// Manifest media type (OCI or Docker).
+    pub media_type: String,
+    /// Config `created`, RFC 3339.
+    pub created: Option<String>,
+    /// When the image was (last) stored, Unix seconds.
+    pub stored_at: i64,
+    /// Config plus layer blob bytes.
+    pub size: u64,
+    /// Config labels.
+    pub labels: BTreeMap<String, String>,
+    /// Build stage that produced an intermediate image.
+    pub intermediate: Option<StageRef>,
+    /// Tags pointing at the image, sorted.
+    pub tags: Vec<Reference>,
+}
+
+impl ImageRecord {
+    /// The 12-hex-character ID `docker images` shows.
+    pub fn short_id(&self) -> String {
+        self.id.digest().chars().take(12).collect()
+    }
+
+    /// True when no tag points at the image (`<none>:<none>`).
+    pub fn is_dangling(&self) -> bool {
+        self.tags.is_empty()
+    }
+
+    /// `RepoDigests`: each tagged repository pinned to the manifest digest.
+    pub fn repo_digests(&self) -> Vec<Reference> {
+        let by_repo: BTreeMap<String, &Reference> =
+            self.tags.iter().map(|t| (t.repository(), t)).collect();
+        by_repo
+            .values()
+            .map(|t| t.with_digest(self.manifest_digest.clone()))
+            .collect()
+    }
+
+    /// Seconds since the epoch used for `until=`: config `created`, else
+    /// the time it was stored.
+    pub(crate) fn timestamp(&self) -> i64 {
+        self.created
+            .as_deref()
+            .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+            .map_or(self.stored_at, |t| t.timestamp())
+    }
+}
+
+/// What `rmi` did, in Docker's terms.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoveReport {
+    /// References removed ("Untagged: ...").
+    pub untagged: Vec<Reference>,
+    /// Image deleted ("Deleted: ..."), if it lost its last tag.
+    pub deleted: Option<Digest>,
+}
+
+/// How an argument named an image.
+enum Resolved {
+    /// By tag (the normalised reference).
+    Tag(Reference),
+    /// By ID, ID prefix or digest.
+    Id,
+}
+
+/// Parsed manifest and config of an image about to be stored.
+struct Loaded {
+    manifest: ImageManifest,
+    config: ImageConfig,
+    manifest_size: u64,
+    config_size: u64,
+}
+
+impl Store {
+    /// Writes a built image's config and manifest blobs (its layers must
+    /// already be stored), then records it.
+    pub fn put_built(
+        &self,
+        built: &BuiltImage,
+        tags: Vec<Reference>,
+        intermediate: Option<StageRef>,
+    ) -> Result<ImageRecord> {
+        let content = self.content();
+        content.write_bytes(&built.config_bytes)?;
+        let manifest = content.write_bytes(&built.manifest_bytes)?;
+        self.put_image(&PutImage {
+            manifest,
+            tags,
+            intermediate,
+        })
+    }
+
+    /// Records an image whose manifest, config and layers are already in
+    /// the content store, and points `tags` at it.
+    pub fn put_image(&self, req: &PutImage) -> Result<ImageRecord> {
+        let loaded = self.load_blobs(&req.manifest)?;
+        let id = loaded.manifest.config().digest().clone();
+        self.write_tx(|tx| {
+            self.require_blobs(&loaded.manifest, &req.manifest)?;
+            upsert_image(tx, &id, &req.manifest, &loaded, req.intermediate.as_ref())?;
+            insert_layers(tx, &id, &loaded)?;
+            for tag in &req.tags {
+                set_tag(tx, tag, &id)?;
+            }
+            Ok(())
+        })?;
+        self.image(&id)
+    }
+
+    /// Reads and cross-checks the manifest and config blobs.
+    fn load_blobs(&self, manifest_digest: &Digest) -> Result<Loaded> {
+        let bytes = self.read_blob(manifest_digest, MAX_MANIFEST)?;
+        let manifest = parse_manifest(&bytes)?;
+        let config_digest = manifest.config().digest();
+        let config_bytes = self.read_blob(config_digest, MAX_CONFIG)?;
+        let config = ImageConfig::from_slice(&config_bytes)?;
+        let diff_ids = config.oci.rootfs().diff_ids().len();
+        if diff_ids != manifest.layers().len() {
+            return Err(ImageError::LayerMismatch {
+                layers: manifest.layers().len(),
+                diff_ids,
+            }
+            .into());
+        }
+        Ok(Loaded {
+            manifest,
+            config,
+            manifest_size: bytes.len() as u64,
+            config_size: config_bytes.len() as u64,
+        })
+    }
+
+    fn read_blob(&self, digest: &Digest, max: u64) -> Result<Vec<u8>> {
+        match self.content().read_bytes(digest, max) {
+            Err(kiln_content::Error::NotFound { .. }) => {
+                Err(StoreError::MissingBlob(digest.clone()))
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Checked inside the write transaction, so GC (which sweeps under the
+    /// same lock) cannot remove a blob between the check and the commit.
+    fn require_blobs(&self, manifest: &ImageManifest, manifest_digest: &Digest) -> Result<()> {
+        let layers = manifest.layers().iter().map(Descriptor::digest);
+        let all = [manifest_digest, manifest.config().digest()]
+            .into_iter()
+            .chain(layers);
+        for digest in all {
+            if !self.content().contains(digest) {
+                return Err(StoreError::MissingBlob(digest.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds an image by reference, full or short ID (prefix, with or
+    /// without `sha256:`), or manifest digest, in Docker's order.
+    pub fn resolve(&self, name: &str) -> Result<ImageRecord> {
+        let id = resolve_id(&self.conn(), name)?.0;
+        self.image(&id)
+    }
+
+    /// The image with exactly this ID.
+    pub fn image(&self, id: &Digest) -> Result<ImageRecord> {
+        load_image(&self.conn(), id.as_ref())?.ok_or_else(|| StoreError::NotFound(id.to_string()))
+    }
+
+    /// Layers of an image, bottom first.
+    pub fn image_layers(&self, id: &Digest) -> Result<Vec<LayerRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT l.digest, l.diff_id, l.size, l.media_type FROM image_layers il
+             JOIN layers l ON l.digest = il.layer_digest WHERE il.image_id = ?1 ORDER BY il.position",
+        )?;
+        let rows = stmt.query_map([id.as_ref()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (digest, diff_id, size, media_type) = row?;
+            out.push(LayerRecord {
+                digest: parse_digest(&digest)?,
+                diff_id: parse_digest(&diff_id)?,
+                size: u64::try_from(size).unwrap_or(0),
+                media_type,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Points `target` at the image `source` names (`docker tag`).
+    pub fn tag(&self, source: &str, target: &str) -> Result<ImageRecord> {
+        let target = Reference::parse(target)?;
+        if target.digest().is_some() {
+            return Err(StoreError::TagWithDigest(target.to_string()));
+        }
+        let id = self.resolve(source)?.id;
+        self.write_tx(|tx| {
+            if load_image(tx, id.as_ref())?.is_none() {
+                return Err(StoreError::NotFound(source.to_string()));
+            }
+            set_tag(tx, &target, &id)
+        })?;
+        self.image(&id)
+    }
+
+    /// Removes one tag; the image stays, possibly dangling.
+    pub fn untag(&self, reference: &str) -> Result<()> {
+        let r = Reference::parse(reference)?;
+        let removed = self.write_tx(|tx| {
+            Ok(tx.execute("DELETE FROM tags WHERE reference = ?1", [r.to_string()])?)
+        })?;
+        if removed == 0 {
+            return Err(StoreError::NoSuchTag(r.familiar_string()));
+        }
+        Ok(())
+    }
+
+    /// `docker rmi`: by tag, untags and deletes the image only when that was
+    /// its last tag; by ID, removes all its tags and the image, refusing
+    /// without `force` when it is tagged in several repositories. Blobs are
+    /// freed by the next [`Store::gc`].
+    pub fn remove_image(&self, name: &str, force: bool) -> Result<RemoveReport> {
+        self.write_tx(|tx| {
+            let (id, how) = resolve_id(tx, name)?;
+            let record = load_image(tx, id.as_ref())?
+                .ok_or_else(|| StoreError::NotFound(name.to_string()))?;
+            let untag: Vec<Reference> = match how {
+                Resolved::Tag(r) => vec![r],
+                Resolved::Id => tags_to_drop(&record, force)?,
+            };
+            remove_tags_and_maybe_image(tx, &record, untag)
+        })
+    }
+
+    /// Images matching `filter`, newest first.
+    pub fn list_images(&self, filter: &ImageFilter) -> Result<Vec<ImageRecord>> {
+        let mut images = all_images(&self.conn())?;
+        images.retain_mut(|img| filter.keep(img));
+        images.sort_by(|a, b| {
+            b.timestamp()
+                .cmp(&a.timestamp())
+                .then_with(|| a.id.as_ref().cmp(b.id.as_ref()))
+        });
+        Ok(images)
+    }
+}
+
+/// By ID, Docker removes every tag when they all share one repository.
+fn tags_to_drop(record: &ImageRecord, force: bool) -> Result<Vec<Reference>> {
+    let repos: BTreeSet<String> = record.tags.iter().map(Reference::repository).collect();
+    if repos.len() > 1 && !force {
+        return Err(StoreError::MultipleRepositories {
+            short_id: record.short_id(),
+        });
+    }
+    Ok(record.tags.clone())
+}
+
+fn remove_tags_and_maybe_image(
+    tx: &Transaction<'_>,
+    record: &ImageRecord,
+    untag: Vec<Reference>,
+) -> Result<RemoveReport> {
+    for r in &untag {
+        tx.execute("DELETE FROM tags WHERE reference = ?1", [r.to_string()])?;
+    }
+    let left: i64 = tx.query_row(
+        "SELECT count(*) FROM tags WHERE image_id = ?1",
+        [record.id.as_ref()],
+        |r| r.get(0),
+    )?;
+    let deleted = if left == 0 {
+        delete_image_rows(tx, &record.id)?;
+        Some(record.id.clone())
+    } else {
+        None
+    };
+    Ok(RemoveReport {
+        untagged: untag,
+        deleted,
+    })
+}
+
+/// Deletes an image, its tags and layer links, and layer rows no image uses.
+pub(crate) fn delete_image_rows(tx: &Connection, id: &Digest) -> Result<()> {
+    tx.execute("DELETE FROM images WHERE id = ?1", [id.as_ref()])?;
+    tx.execute(
+        "DELETE FROM layers WHERE digest NOT IN (SELECT layer_digest FROM image_layers)",
+        [],
+    )?;
+    Ok(())
+}
+
+fn upsert_image(
+    tx: &Transaction<'_>,
+    id: &Digest,
+    manifest_digest: &Digest,
+    loaded: &Loaded,
+    stage: Option<&StageRef>,
+) -> Result<()> {
+    let layer_bytes: u64 = loaded.manifest.layers().iter().map(Descriptor::size).sum();
+    let labels = serde_json::to_string(&loaded.config.labels())
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let media_type = loaded.manifest.media_type().as_ref().map_or_else(
+        || kiln_image::oci_spec::image::MediaType::ImageManifest.to_string(),
+        ToString::to_string,
+    );
+    // A result that is also a final image stays final.
+    tx.execute(
+        "INSERT INTO images (id, manifest_digest, media_type, config_size, manifest_size, created,
+                             stored_at, size, labels, intermediate, build_id, stage)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+         ON CONFLICT(id) DO UPDATE SET
+             manifest_digest = excluded.manifest_digest, media_type = excluded.media_type,
+             config_size = excluded.config_size, manifest_size = excluded.manifest_size,
+             created = excluded.created, stored_at = excluded.stored_at, size = excluded.size,
+             labels = excluded.labels,
+             build_id = CASE WHEN images.intermediate AND excluded.intermediate THEN excluded.build_id END,
+             stage = CASE WHEN images.intermediate AND excluded.intermediate THEN excluded.stage END,
+             intermediate = images.intermediate AND excluded.intermediate",
+        params![
+            id.as_ref(),
+            manifest_digest.as_ref(),
+            media_type,
+            to_i64(loaded.config_size),
+            to_i64(loaded.manifest_size),
+            loaded.config.oci.created().clone(),
+            now(),
+            to_i64(loaded.config_size + layer_bytes),
+            labels,
+            stage.is_some(),
+            stage.map(|s| s.build_id.clone()),
+            stage.map(|s| s.stage.clone()),
+        ],
+    )?;
+    Ok(())
+}
+
+fn insert_layers(tx: &Transaction<'_>, id: &Digest, loaded: &Loaded) -> Result<()> {
+    tx.execute(
+        "DELETE FROM image_layers WHERE image_id = ?1",
+        [id.as_ref()],
+    )?;
+    let diff_ids = loaded.config.oci.rootfs().diff_ids();
+    for (pos, (layer, diff_id)) in loaded.manifest.layers().iter().zip(diff_ids).enumerate() {
+        tx.execute(
+            "INSERT OR IGNORE INTO layers (digest, diff_id, size, media_type) VALUES (?1, ?2, ?3, ?4)",
+            params![layer.digest().as_ref(), diff_id, to_i64(layer.size()), layer.media_type().to_string()],
+        )?;
+        tx.execute(
+            "INSERT INTO image_layers (image_id, position, layer_digest) VALUES (?1, ?2, ?3)",
+            params![id.as_ref(), pos as i64, layer.digest().as_ref()],
+        )?;
+    }
+    Ok(())
+}
+
+fn set_tag(tx: &Connection, tag: &Reference, id: &Digest) -> Result<()> {
+    tx.execute(
+        "INSERT INTO tags (reference, image_id) VALUES (?1, ?2)
+         ON CONFLICT(reference) DO UPDATE SET image_id = excluded.image_id",
+        params![tag.to_string(), id.as_ref()],
+    )?;
+    Ok(())
+}
+
+/// Docker's lookup order: full digest, reference, then ID prefix.
+fn resolve_id(conn: &Connection, name: &str) -> Result<(Digest, Resolved)> {
+    let not_found = || StoreError::NotFound(name.to_string());
+    // oci-spec accepts any algorithm, so `busybox:latest` would parse.
+    if let Some(d) = name
+        .strip_prefix("sha256:")
+        .and_then(|_| Digest::from_str(name).ok())
+    {
+        return by_digest(conn, &d)?
+            .map(|id| (id, Resolved::Id))
+            .ok_or_else(not_found);
+    }
+    if let Ok(r) = Reference::parse(name) {
+        if let Some(d) = r.digest() {
+            return by_digest(conn, d)?
+                .map(|id| (id, Resolved::Id))
+                .ok_or_else(not_found);
+        }
+        if let Some(id) = by_tag(conn, &r)? {
+            return Ok((id, Resolved::Tag(r)));
+        }
+    }
+    by_prefix(conn, name)?
+        .map(|id| (id, Resolved::Id))
+        .ok_or_else(not_found)
+}
+
+fn by_digest(conn: &Connection, d: &Digest) -> Result<Option<Digest>> {
+    let id: Option<String> = conn
+        .query_row(
+            "SELECT id FROM images WHERE id = ?1 OR manifest_digest = ?1 ORDER BY id = ?1 DESC LIMIT 1",
+            [d.as_ref()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    id.as_deref().map(parse_digest).transpose()
+}
+
+fn by_tag(conn: &Connection, r: &Reference) -> Result<Option<Digest>> {
+    let id: Option<String> = conn
+        .query_row(
+            "SELECT image_id FROM tags WHERE reference = ?1",
+            [r.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    id.as_deref().map(parse_digest).transpose()
+}
+
+/// Short ID lookup; `AmbiguousId` when the prefix matches several images.
+fn by_prefix(conn: &Connection, name: &str) -> Result<Option<Digest>> {
+    let hex = name.strip_prefix("sha256:").unwrap_or(name);
+    let is_hex = !hex.is_empty()
+        && hex.len() <= 64
+        && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !is_hex {
+        return Ok(None);
+    }
+    let mut stmt = conn.prepare("SELECT id FROM images WHERE substr(id, 8, ?1) = ?2 LIMIT 2")?;
+    let ids: Vec<String> = stmt
+        .query_map(params![hex.len() as i64, hex], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    match ids.as_slice() {
+        [] => Ok(None),
+        [one] => parse_digest(one).map(Some),
+        _ => Err(StoreError::AmbiguousId(name.to_string())),
+    }
+}
+
+const IMAGE_COLUMNS: &str = "id, manifest_digest, media_type, created, stored_at, size, labels, intermediate, build_id, stage";
+
+pub(crate) fn load_image(conn: &Connection, id: &str) -> Result<Option<ImageRecord>> {
+    let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = ?1");
+    let Some(mut img) = conn
+        .query_row(&sql, [id], row_to_image)
+        .optional()?
+        .transpose()?
+    else {
+        return Ok(None);
+    };
+    img.tags = tags_of(conn, id)?;
+    Ok(Some(img))
+}
+
+pub(crate) fn all_images(conn: &Connection) -> Result<Vec<ImageRecord>> {
+    let mut stmt = conn.prepare(&format!("SELECT {IMAGE_COLUMNS} FROM images"))?;
+    let mut images = stmt
+        .query_map([], row_to_image)?
+        .map(|r| r.map_err(StoreError::from).and_then(|x| x))
+        .collect::<Result<Vec<_>>>()?;
+    for img in &mut images {
+        img.tags = tags_of(conn, img.id.as_ref())?;
+    }
+    Ok(images)
+}
+
+fn tags_of(conn: &Connection, id: &str) -> Result<Vec<Reference>> {
+    let mut stmt =
+        conn.prepare("SELECT reference FROM tags WHERE image_id = ?1 ORDER BY reference")?;
+    let refs: Vec<String> = stmt
+        .query_map([id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    refs.iter()
+        .map(|s| Reference::parse(s).map_err(|e| StoreError::Corrupt(format!("tag {s:?}: {e}"))))
+        .collect()
+}
+
+/// Maps a row; the inner `Result` carries values the DB holds but kiln
+/// cannot interpret (which rusqlite's error type cannot express).
+fn row_to_image(r: &Row<'_>) -> rusqlite::Result<Result<ImageRecord>> {
+    let id: String = r.get(0)?;
+    let manifest: String = r.get(1)?;
+    let labels: String = r.get(6)?;
+    let build_id: Option<String> = r.get(8)?;
+    let stage: Option<String> = r.get(9)?;
+    let intermediate = r.get::<_, bool>(7)?.then(|| StageRef {
+        build_id: build_id.unwrap_or_default(),
+        stage: stage.unwrap_or_default(),
+    });
+    let media_type: String = r.get(2)?;
+    let created: Option<String> = r.get(3)?;
+    let stored_at: i64 = r.get(4)?;
+    let size: i64 = r.get(5)?;
+    Ok((|| {
+        Ok(ImageRecord {
+            id: parse_digest(&id)?,
+            manifest_digest: parse_digest(&manifest)?,
+            media_type,
+            created,
+            stored_at,
+            size: u64::try_from(size).unwrap_or(0),
+            labels: serde_json::from_str(&labels)
+                .map_err(|e| StoreError::Corrupt(format!("labels of {id}: {e}")))?,
+            intermediate,
+            tags: Vec::new(),
+        })
+    })())
+}
+
+pub(crate) fn parse_digest(s: &str) -> Result<Digest> {
+    Digest::from_str(s).map_err(|e| StoreError::Corrupt(format!("digest {s:?}: {e}")))
+}
+
+pub(crate) fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}

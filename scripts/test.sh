@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it: setup, formatting, lints, every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+export KILN_TEST_BASES=${KILN_TEST_BASES:-/var/cache/kiln-test/bases}
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
