@@ -34,7 +34,10 @@ impl<W: Write> Sha256Writer<W> {
 impl<W: Write> Write for Sha256Writer<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        let written = buf
+            .get(..n)
+            .ok_or_else(|| io::Error::other("inner writer claimed more bytes than given"))?;
+        self.hasher.update(written);
         self.written += n as u64;
         Ok(n)
     }

@@ -71,6 +71,10 @@ pub struct Node {
     pub next: Option<Box<Node>>,
     /// The instruction's logical line with continuations joined, as BuildKit's `Original`.
     pub original: String,
+    /// Comment lines above the instruction (BuildKit's `PrevComment`, used for stage and ARG
+    /// descriptions): text after the line's first character, trimmed; a bare `#` clears the
+    /// list, blank lines do not, parser directives are not included.
+    pub comments: Vec<String>,
     /// Whole instruction including continuation lines and heredoc bodies.
     pub span: Span,
     /// 1-based first and last source line.

@@ -62,9 +62,18 @@ fn from_errors() {
 
 #[test]
 fn unknown_instruction_points_at_keyword() {
+    let foo = (
+        "unknown instruction: FOO (did you mean FROM?)".into(),
+        "FOO".into(),
+    );
+    assert_eq!(fail("FROM a\nFOO bar"), foo);
     assert_eq!(
-        fail("FROM a\nFOO bar"),
-        ("unknown instruction: FOO".into(), "FOO".into())
+        fail("FROM a\ncoppy a b").0,
+        "unknown instruction: coppy (did you mean copy?)"
+    );
+    assert_eq!(
+        fail("FROM a\nBOGUSWORD x").0,
+        "unknown instruction: BOGUSWORD"
     );
 }
 

@@ -130,6 +130,15 @@ fn env_overrides_an_earlier_arg() {
 }
 
 #[test]
+fn arg_with_a_value_after_env_replaces_it_for_later_instructions() {
+    // BuildKit adds every ARG value to the stage's variables, so a later ARG wins over ENV there.
+    let df = build("FROM a\nENV X=env\nARG X=arg\nWORKDIR /$X", &[]);
+    assert_eq!(workdir(&df), "/arg");
+    let df = build("FROM a\nENV X=env\nARG X\nWORKDIR /$X", &[]);
+    assert_eq!(workdir(&df), "/env");
+}
+
+#[test]
 fn scope_resets_at_each_from() {
     let df = build(
         "FROM a AS one\nENV E=1\nARG A=2\nFROM b\nWORKDIR /$E$A",
@@ -260,6 +269,15 @@ fn copy_heredoc_bodies_expand_unless_quoted() {
     };
     assert_eq!(c.transfer.inline_sources[0].content, "hello world\n");
     assert_eq!(c.transfer.inline_sources[1].content, "keep $N\n");
+    // Quotes are plain text in a heredoc body, so variables inside them still expand.
+    let df = build(
+        "FROM a\nARG N=w\nCOPY <<EOF /x\necho '$N' \"$N\" \\$N\nEOF\n",
+        &[],
+    );
+    let Instruction::Copy(c) = &last(&df).command.instruction else {
+        panic!()
+    };
+    assert_eq!(c.transfer.inline_sources[0].content, "echo 'w' \"w\" $N\n");
 }
 
 #[test]
@@ -436,4 +454,41 @@ fn stopsignal_and_expose_values_are_checked_after_expansion() {
         "invalid containerPort: http"
     );
     build("FROM a\nSTOPSIGNAL 9\nEXPOSE 8000-8010/udp", &[]);
+}
+
+#[test]
+fn add_checksum_is_a_digest_for_one_url() {
+    let sum = format!("sha256:{}", "0".repeat(64));
+    let df = build(
+        &format!("FROM a\nARG SUM={sum}\nADD --checksum=$SUM https://x/y.tgz /y"),
+        &[],
+    );
+    let Instruction::Add(a) = &last(&df).command.instruction else {
+        panic!()
+    };
+    assert_eq!(a.checksum.as_ref().unwrap().value, sum);
+    assert_eq!(
+        fail("FROM a\nADD --checksum=sha256:12 https://x/y /y").0,
+        "invalid checksum digest length"
+    );
+    assert_eq!(
+        fail(&format!("FROM a\nADD --checksum={sum} y /y")).0,
+        "checksum can't be specified for non-HTTP(S) sources"
+    );
+    assert_eq!(
+        fail(&format!(
+            "FROM a\nADD --checksum={sum} https://x/a https://x/b /y"
+        ))
+        .0,
+        "checksum can't be specified for multiple sources"
+    );
+}
+
+#[test]
+fn exclude_patterns_stay_as_written() {
+    let df = build("FROM a\nARG X=md\nCOPY --exclude=*.$X src/ /dst/", &[]);
+    let Instruction::Copy(c) = &last(&df).command.instruction else {
+        panic!()
+    };
+    assert_eq!(c.transfer.excludes[0].value, "*.$X");
 }

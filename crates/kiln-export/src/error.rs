@@ -21,6 +21,13 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// Writing a staged layer into the content store failed (disk full...).
+    #[error("staging {what} into the content store: {source}")]
+    Stage {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
     /// Writing the output archive failed.
     #[error("writing the archive: {0}")]
     Write(#[source] io::Error),

@@ -9,13 +9,12 @@
 //! first-use order.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{self, Read, Write};
+use std::io::Write;
 
 use kiln_content::{ContentStore, Digest};
 use kiln_image::media::{self, MediaFlavor};
 use kiln_image::oci_spec::image::{Descriptor, ImageManifest, MediaType};
 use kiln_image::{Reference, build_index, canonical_json};
-use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result, json_err, mismatch};
 use crate::format::{
@@ -24,6 +23,7 @@ use crate::format::{
 };
 use crate::paths;
 use crate::stage::MAX_META;
+use crate::tarout::TarWriter;
 
 /// An image to export: a manifest in the store and the names to give it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,12 +41,7 @@ pub fn export_docker_archive(
     images: &[ExportImage],
     out: impl Write,
 ) -> Result<()> {
-    let plan = ExportPlan::new(store, images)?;
-    let mut tar = tar::Builder::new(out);
-    write_layout(&mut tar, store, &plan)?;
-    append_bytes(&mut tar, MANIFEST_JSON, &docker_manifest(&plan)?)?;
-    append_bytes(&mut tar, REPOSITORIES, &repositories(&plan)?)?;
-    finish(tar)
+    export(store, images, out, true)
 }
 
 /// Writes `images` as an OCI image layout tar (`oci-archive:FILE:TAG`).
@@ -55,10 +50,24 @@ pub fn export_oci_archive(
     images: &[ExportImage],
     out: impl Write,
 ) -> Result<()> {
+    export(store, images, out, false)
+}
+
+/// The OCI layout, plus `manifest.json` and `repositories` for docker.
+fn export(
+    store: &ContentStore,
+    images: &[ExportImage],
+    out: impl Write,
+    docker_metadata: bool,
+) -> Result<()> {
     let plan = ExportPlan::new(store, images)?;
-    let mut tar = tar::Builder::new(out);
+    let mut tar = TarWriter::new(out);
     write_layout(&mut tar, store, &plan)?;
-    finish(tar)
+    if docker_metadata {
+        tar.file(MANIFEST_JSON, &docker_manifest(&plan)?)?;
+        tar.file(REPOSITORIES, &repositories(&plan)?)?;
+    }
+    tar.finish()
 }
 
 /// One image, resolved against the store.
@@ -164,17 +173,17 @@ fn check_blob(store: &ContentStore, image: &Digest, digest: &Digest, size: u64) 
 
 /// `oci-layout`, the blobs, then `index.json`.
 fn write_layout<W: Write>(
-    tar: &mut tar::Builder<W>,
+    tar: &mut TarWriter<W>,
     store: &ContentStore,
     plan: &ExportPlan,
 ) -> Result<()> {
-    append_bytes(tar, OCI_LAYOUT, OCI_LAYOUT_CONTENT)?;
-    append_dir(tar, "blobs/")?;
-    append_dir(tar, "blobs/sha256/")?;
+    tar.file(OCI_LAYOUT, OCI_LAYOUT_CONTENT)?;
+    tar.dir("blobs/")?;
+    tar.dir("blobs/sha256/")?;
     for (digest, size) in &plan.blobs {
         append_blob(tar, store, digest, *size)?;
     }
-    append_bytes(tar, INDEX_JSON, &oci_index(plan)?)
+    tar.file(INDEX_JSON, &oci_index(plan)?)
 }
 
 /// One index entry per name (a layout is addressed by tag), or one
@@ -251,59 +260,24 @@ fn familiar_tag(r: &Reference) -> Option<String> {
     r.tag().map(|tag| format!("{}:{tag}", r.familiar()))
 }
 
-fn header(kind: tar::EntryType, size: u64, mode: u32) -> tar::Header {
-    let mut h = tar::Header::new_ustar();
-    h.set_entry_type(kind);
-    h.set_size(size);
-    h.set_mode(mode);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
-    h
-}
-
-fn append_dir<W: Write>(tar: &mut tar::Builder<W>, path: &str) -> Result<()> {
-    let mut h = header(tar::EntryType::Directory, 0, 0o755);
-    tar.append_data(&mut h, path, io::empty())
-        .map_err(Error::Write)
-}
-
-fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, path: &str, bytes: &[u8]) -> Result<()> {
-    let mut h = header(tar::EntryType::Regular, bytes.len() as u64, 0o644);
-    tar.append_data(&mut h, path, bytes).map_err(Error::Write)
-}
-
 /// Streams a blob into the archive, re-hashing it so that a corrupt store
 /// is reported instead of exported.
 fn append_blob<W: Write>(
-    tar: &mut tar::Builder<W>,
+    tar: &mut TarWriter<W>,
     store: &ContentStore,
     digest: &Digest,
     size: u64,
 ) -> Result<()> {
-    let file = store.open_blob(digest)?;
-    let mut reader = HashingReader {
-        inner: file.take(size),
-        hasher: Sha256::new(),
-        read: 0,
-    };
-    let mut h = header(tar::EntryType::Regular, size, 0o644);
-    tar.append_data(&mut h, paths::blob_path(digest), &mut reader)
-        .map_err(Error::Write)?;
     let what = format!("stored blob {digest}");
-    if reader.read != size {
+    let file = store.open_blob(digest)?;
+    let (actual, read) = tar.stream(&paths::blob_path(digest), size, file, &what)?;
+    if read != size {
         return Err(Error::SizeMismatch {
             what,
             expected: size,
-            actual: reader.read,
+            actual: read,
         });
     }
-    let actual: Digest = format!("sha256:{:x}", reader.hasher.finalize())
-        .parse()
-        .map_err(|_| Error::BadDigest {
-            what: what.clone(),
-            value: "sha256 of the blob".into(),
-        })?;
     if &actual != digest {
         return Err(Error::DigestMismatch {
             what,
@@ -311,26 +285,4 @@ fn append_blob<W: Write>(
         });
     }
     Ok(())
-}
-
-fn finish<W: Write>(tar: tar::Builder<W>) -> Result<()> {
-    tar.into_inner()
-        .and_then(|mut out| out.flush())
-        .map_err(Error::Write)
-}
-
-/// Hashes and counts what passes through.
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-    read: u64,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.read += n as u64;
-        Ok(n)
-    }
 }

@@ -22,6 +22,7 @@ use crate::format::{
 };
 use crate::paths;
 use crate::source::{ArchiveSource, DirSource, Source};
+use crate::stage::StagedLayer;
 
 /// Deepest nesting of indexes followed.
 const MAX_INDEX_DEPTH: usize = 4;
@@ -87,7 +88,10 @@ struct CommittedLayer {
 struct Expect<'e> {
     diff_id: &'e Digest,
     index: usize,
-    descriptor: Option<&'e Descriptor>,
+    /// Digest of the source bytes, from a descriptor or a `blobs/` path.
+    digest: Option<&'e Digest>,
+    /// Size of the source bytes, from a descriptor.
+    size: Option<u64>,
 }
 
 struct Importer<'a, S> {
@@ -127,7 +131,8 @@ impl<'a, S: Source> Importer<'a, S> {
             let expect = Expect {
                 diff_id,
                 index,
-                descriptor: Some(desc),
+                digest: Some(desc.digest()),
+                size: Some(desc.size()),
             };
             let layer = self.layer(&path, &expect)?;
             changed |= &layer.digest != desc.digest();
@@ -150,15 +155,19 @@ impl<'a, S: Source> Importer<'a, S> {
     fn import_docker(&mut self, entry: DockerEntry) -> Result<ImportedImage> {
         let config_path = paths::clean(&entry.config)?;
         let config_bytes = self.source.meta(&config_path)?;
+        check_named(&config_path, &config_bytes)?;
         let diff_ids = diff_ids(&config_bytes, &config_path, entry.layers.len())?;
         let mut layers = Vec::with_capacity(diff_ids.len());
         for (index, (raw, diff_id)) in entry.layers.iter().zip(&diff_ids).enumerate() {
+            let path = paths::clean(raw)?;
+            let named = paths::digest_of_blob_path(&path);
             let expect = Expect {
                 diff_id,
                 index,
-                descriptor: None,
+                digest: named.as_ref(),
+                size: None,
             };
-            let layer = self.layer(&paths::clean(raw)?, &expect)?;
+            let layer = self.layer(&path, &expect)?;
             layers.push(Descriptor::new(
                 MediaType::ImageLayerGzip,
                 layer.size,
@@ -203,41 +212,42 @@ impl<'a, S: Source> Importer<'a, S> {
             return Ok(done.clone());
         }
         let staged = self.source.layer(&key)?;
-        let diff_id = staged
-            .diff_id
-            .clone()
-            .map_err(|reason| Error::CorruptLayer {
-                path: key.clone(),
-                reason,
-            })?;
-        check_layer(
-            &key,
-            &diff_id,
-            staged.source_digest.as_ref(),
-            staged.source_size,
-            expect,
-        )?;
-        let converted = staged.source_digest.clone();
-        let source_size = staged.source_size;
-        // A gzip source is stored as is, so the store checks its digest.
-        let must_be = match converted {
-            None => expect.descriptor.map(Descriptor::digest),
-            Some(_) => None,
-        };
-        let (digest, size) = staged.commit(must_be).map_err(|e| name_mismatch(e, &key))?;
-        let done = CommittedLayer {
-            source_digest: converted.unwrap_or_else(|| digest.clone()),
-            digest,
-            size,
-            diff_id,
-            source_size,
-        };
+        let done = commit_layer(staged, &key, expect)?;
         self.layers.insert(key, done.clone());
         Ok(done)
     }
 }
 
-/// Checks a layer against the config's diff ID and its descriptor, if any.
+/// Verifies a staged layer, then publishes it.
+fn commit_layer(staged: StagedLayer, path: &str, expect: &Expect<'_>) -> Result<CommittedLayer> {
+    let diff_id = staged
+        .diff_id
+        .clone()
+        .map_err(|reason| Error::CorruptLayer {
+            path: path.to_string(),
+            reason,
+        })?;
+    let converted = staged.source_digest.clone();
+    let source_size = staged.source_size;
+    check_layer(path, &diff_id, converted.as_ref(), source_size, expect)?;
+    // A source kept verbatim is checked by the store as it commits.
+    let must_be = if converted.is_none() {
+        expect.digest
+    } else {
+        None
+    };
+    let (digest, size) = staged.commit(must_be).map_err(|e| name_mismatch(e, path))?;
+    Ok(CommittedLayer {
+        source_digest: converted.unwrap_or_else(|| digest.clone()),
+        digest,
+        size,
+        diff_id,
+        source_size,
+    })
+}
+
+/// Checks a layer against the config's diff ID and the digest and size
+/// expected of its source, when known.
 fn check_layer(
     path: &str,
     diff_id: &Digest,
@@ -252,20 +262,35 @@ fn check_layer(
             digests: mismatch(expect.diff_id, diff_id),
         });
     }
-    let Some(desc) = expect.descriptor else {
+    match (expect.digest, source_digest) {
+        (Some(want), Some(actual)) if want != actual => {
+            return Err(Error::DigestMismatch {
+                what: path.to_string(),
+                digests: mismatch(want, actual),
+            });
+        }
+        _ => {}
+    }
+    match expect.size {
+        Some(want) if want != source_size => Err(Error::SizeMismatch {
+            what: path.to_string(),
+            expected: want,
+            actual: source_size,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A file under `blobs/<alg>/<hex>` must hash to the digest it is named by.
+fn check_named(path: &str, bytes: &[u8]) -> Result<()> {
+    let Some(named) = paths::digest_of_blob_path(path) else {
         return Ok(());
     };
-    if let Some(actual) = source_digest.filter(|d| *d != desc.digest()) {
+    let actual = sha256_digest(bytes);
+    if actual != named {
         return Err(Error::DigestMismatch {
             what: path.to_string(),
-            digests: mismatch(desc.digest(), actual),
-        });
-    }
-    if source_size != desc.size() {
-        return Err(Error::SizeMismatch {
-            what: path.to_string(),
-            expected: desc.size(),
-            actual: source_size,
+            digests: mismatch(&named, &actual),
         });
     }
     Ok(())

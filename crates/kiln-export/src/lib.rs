@@ -16,10 +16,12 @@
 mod error;
 mod export;
 mod format;
+mod hash;
 mod import;
 mod paths;
 mod source;
 mod stage;
+mod tarout;
 
 pub use error::{Error, Mismatch, Result};
 pub use export::{ExportImage, export_docker_archive, export_oci_archive};

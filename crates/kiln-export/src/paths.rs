@@ -48,11 +48,11 @@ pub(crate) fn blob_path(d: &Digest) -> String {
     format!("blobs/{}/{}", d.algorithm(), d.digest())
 }
 
-/// The digest a `blobs/<alg>/<hex>` path names, if it is one.
+/// The sha256 digest a `blobs/sha256/<hex>` path names, if it is one
+/// (the only algorithm the store holds).
 pub(crate) fn digest_of_blob_path(path: &str) -> Option<Digest> {
-    let rest = path.strip_prefix("blobs/")?;
-    let (alg, hex) = rest.split_once('/')?;
-    format!("{alg}:{hex}").parse().ok()
+    let hex = path.strip_prefix("blobs/sha256/")?;
+    format!("sha256:{hex}").parse().ok()
 }
 
 fn traversal(path: &str) -> Error {
@@ -98,5 +98,6 @@ mod tests {
         assert_eq!(blob_path(&d), format!("blobs/sha256/{hex}"));
         assert_eq!(digest_of_blob_path(&blob_path(&d)), Some(d));
         assert_eq!(digest_of_blob_path("abc/layer.tar"), None);
+        assert_eq!(digest_of_blob_path("blobs/sha256/xyz"), None);
     }
 }

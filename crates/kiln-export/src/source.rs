@@ -37,8 +37,9 @@ pub(crate) trait Source {
 enum Member {
     Meta(Vec<u8>),
     Layer(Box<StagedLayer>),
-    /// Content kiln cannot use; the error is raised only if it is needed.
-    Unusable(Error),
+    /// Neither a layer nor small enough to keep in memory; an error only
+    /// if something refers to it.
+    Oversized,
     Link(String),
 }
 
@@ -104,7 +105,10 @@ impl Source for ArchiveSource {
                 what: path.to_string(),
                 reason: "expected a JSON document, found a tar stream".into(),
             }),
-            Some(Member::Unusable(_)) => Err(self.take_unusable(&key)),
+            Some(Member::Oversized) => Err(Error::TooLarge {
+                what: path.to_string(),
+                max: MAX_META,
+            }),
             Some(Member::Link(_)) | None => Err(missing(path)),
         }
     }
@@ -112,21 +116,11 @@ impl Source for ArchiveSource {
     fn layer(&mut self, path: &str) -> Result<StagedLayer> {
         match self.members.remove(path) {
             Some(Member::Layer(staged)) => Ok(*staged),
-            Some(Member::Meta(_)) => Err(Error::CorruptLayer {
+            Some(Member::Meta(_) | Member::Oversized) => Err(Error::CorruptLayer {
                 path: path.to_string(),
-                reason: "neither a tar nor a gzip stream".into(),
+                reason: "neither a tar stream nor gzip or zstd".into(),
             }),
-            Some(Member::Unusable(e)) => Err(e),
             Some(Member::Link(_)) | None => Err(missing(path)),
-        }
-    }
-}
-
-impl ArchiveSource {
-    fn take_unusable(&mut self, key: &str) -> Error {
-        match self.members.remove(key) {
-            Some(Member::Unusable(e)) => e,
-            _ => missing(key),
         }
     }
 }
@@ -177,7 +171,7 @@ fn read_file(
     let kind = stage::sniff(&head[..len]);
     let mut src = (&head[..len]).chain(&mut counted);
     let member = match kind {
-        Kind::Tar | Kind::Gzip => {
+        Kind::Tar | Kind::Gzip | Kind::Zstd => {
             Member::Layer(Box::new(stage::stage_layer(store, kind, &mut src, path)?))
         }
         Kind::Other if size <= MAX_META && *meta_total + size <= MAX_META_TOTAL => {
@@ -186,9 +180,9 @@ fn read_file(
             *meta_total += bytes.len() as u64;
             Member::Meta(bytes)
         }
-        Kind::Zstd | Kind::Other => {
+        Kind::Other => {
             io::copy(&mut src, &mut io::sink()).map_err(|e| read_err(e, path))?;
-            Member::Unusable(unusable(kind, path))
+            Member::Oversized
         }
     };
     if counted.n != size {
@@ -198,19 +192,6 @@ fn read_file(
         )));
     }
     Ok(member)
-}
-
-fn unusable(kind: Kind, path: &str) -> Error {
-    match kind {
-        Kind::Zstd => Error::Unsupported {
-            what: path.to_string(),
-            reason: "zstd-compressed layers are not supported".into(),
-        },
-        _ => Error::TooLarge {
-            what: path.to_string(),
-            max: MAX_META,
-        },
-    }
 }
 
 fn missing(path: &str) -> Error {

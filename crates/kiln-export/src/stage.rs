@@ -5,7 +5,8 @@
 //! every layer-looking member is streamed into an uncommitted [`BlobWriter`]
 //! in one pass: uncompressed tars are gzip-compressed while their diff ID is
 //! hashed; gzip streams are kept byte-for-byte while being inflated to hash
-//! their diff ID. Committing waits until the digests have been checked.
+//! their diff ID; zstd streams are recompressed to gzip, since the store
+//! keeps gzip layers. Committing waits until the digests have been checked.
 
 use std::io::{self, Read, Write};
 
@@ -14,6 +15,7 @@ use flate2::write::{GzEncoder, MultiGzDecoder};
 use kiln_content::{BlobWriter, ContentStore, Digest, Sha256Writer};
 
 use crate::error::{Error, Result, read_err};
+use crate::hash::HashingReader;
 
 /// Tar block size; a tar stream starts with one header block.
 const BLOCK: usize = 512;
@@ -95,8 +97,9 @@ pub(crate) struct StagedLayer {
     blob: BlobWriter,
     /// Digest of the uncompressed tar, or why inflating the source failed.
     pub(crate) diff_id: std::result::Result<Digest, String>,
-    /// Digest of the source bytes when already known (an uncompressed
-    /// source: it is the diff ID); gzip sources are checked at commit.
+    /// Digest of the source bytes when the blob is a conversion of them
+    /// (for a tar source it is the diff ID); `None` when the source is kept
+    /// verbatim, whose digest the store checks at commit.
     pub(crate) source_digest: Option<Digest>,
     /// Size of the source bytes.
     pub(crate) source_size: u64,
@@ -120,13 +123,10 @@ pub(crate) fn stage_layer(
     match kind {
         Kind::Tar => compress_tar(store, src, what),
         Kind::Gzip => keep_gzip(store, src, what),
-        Kind::Zstd => Err(Error::Unsupported {
-            what: what.to_string(),
-            reason: "zstd-compressed layers are not supported".into(),
-        }),
+        Kind::Zstd => recompress_zstd(store, src, what),
         Kind::Other => Err(Error::CorruptLayer {
             path: what.to_string(),
-            reason: "neither a tar nor a gzip stream".into(),
+            reason: "neither a tar stream nor gzip or zstd".into(),
         }),
     }
 }
@@ -134,10 +134,9 @@ pub(crate) fn stage_layer(
 /// Gzip-compresses a tar deterministically (fixed level, zero mtime, no
 /// name) while hashing the uncompressed bytes: the diff ID.
 fn compress_tar(store: &ContentStore, mut src: impl Read, what: &str) -> Result<StagedLayer> {
-    let gz = GzEncoder::new(store.writer()?, Compression::default());
-    let mut hashed = Sha256Writer::new(gz);
-    copy(&mut src, &mut hashed, what)?;
-    let (gz, diff_id, size) = hashed.finish();
+    let mut out = gzip_writer(store)?;
+    copy(&mut src, &mut out, what)?;
+    let (gz, diff_id, size) = out.finish();
     let blob = gz.finish().map_err(|e| write_err(e, what))?;
     Ok(StagedLayer {
         blob,
@@ -145,6 +144,42 @@ fn compress_tar(store: &ContentStore, mut src: impl Read, what: &str) -> Result<
         diff_id: Ok(diff_id),
         source_size: size,
     })
+}
+
+/// Inflates zstd and compresses to gzip, hashing the zstd bytes (checked
+/// against the descriptor) and the tar (the diff ID) on the way. A decode
+/// failure is remembered, like a gzip one, and the rest of the member is
+/// still consumed.
+fn recompress_zstd(store: &ContentStore, src: impl Read, what: &str) -> Result<StagedLayer> {
+    let mut source = HashingReader::new(src);
+    let mut out = gzip_writer(store)?;
+    let decoded = zstd::stream::read::Decoder::new(&mut source)
+        .map_err(|e| read_err(e, what))
+        .and_then(|mut dec| copy(&mut dec, &mut out, what));
+    let diff_id = match decoded {
+        Ok(()) => Ok(()),
+        Err(Error::Read { source: e, .. }) => Err(e.to_string()),
+        Err(Error::Truncated(reason)) => Err(reason),
+        Err(other) => return Err(other),
+    };
+    io::copy(&mut source, &mut io::sink()).map_err(|e| read_err(e, what))?;
+    let (gz, tar_digest, _) = out.finish();
+    let blob = gz.finish().map_err(|e| write_err(e, what))?;
+    let (source_digest, source_size) = source.finish();
+    Ok(StagedLayer {
+        blob,
+        diff_id: diff_id.map(|()| tar_digest),
+        source_digest: Some(source_digest),
+        source_size,
+    })
+}
+
+/// A blob writer behind a deterministic gzip encoder, hashing its input.
+fn gzip_writer(store: &ContentStore) -> Result<Sha256Writer<GzEncoder<BlobWriter>>> {
+    Ok(Sha256Writer::new(GzEncoder::new(
+        store.writer()?,
+        Compression::default(),
+    )))
 }
 
 /// Keeps a gzip layer as is while inflating a copy to hash the diff ID.
@@ -168,21 +203,34 @@ fn keep_gzip(store: &ContentStore, mut src: impl Read, what: &str) -> Result<Sta
 /// Copies `src` into `dst`, telling read failures (the source is bad) from
 /// write failures (the store is).
 fn copy(src: &mut impl Read, dst: &mut impl Write, what: &str) -> Result<()> {
+    copy_with(src, dst, |e| read_err(e, what), |e| write_err(e, what)).map(drop)
+}
+
+/// `io::copy` that keeps read and write failures apart; returns the bytes
+/// copied.
+pub(crate) fn copy_with(
+    src: &mut impl Read,
+    dst: &mut impl Write,
+    on_read: impl Fn(io::Error) -> Error,
+    on_write: impl Fn(io::Error) -> Error,
+) -> Result<u64> {
     let mut buf = vec![0u8; 128 * 1024];
+    let mut total = 0;
     loop {
         let n = match src.read(&mut buf) {
-            Ok(0) => return Ok(()),
+            Ok(0) => return Ok(total),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(read_err(e, what)),
+            Err(e) => return Err(on_read(e)),
         };
-        dst.write_all(&buf[..n]).map_err(|e| write_err(e, what))?;
+        dst.write_all(&buf[..n]).map_err(&on_write)?;
+        total += n as u64;
     }
 }
 
 fn write_err(source: io::Error, what: &str) -> Error {
-    Error::Read {
-        what: format!("{what} (staging into the content store)"),
+    Error::Stage {
+        what: what.to_string(),
         source,
     }
 }
@@ -275,6 +323,32 @@ mod tests {
         let again = stage_layer(&store, sniff(&gz), &gz[..], "g").unwrap();
         assert_eq!(again.diff_id.unwrap(), want);
         assert_eq!(again.source_size, gz.len() as u64);
+    }
+
+    #[test]
+    fn zstd_is_recompressed_to_gzip_with_both_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        let t = tar_with_file();
+        let zst = zstd::encode_all(&t[..], 3).unwrap();
+        let staged = stage_layer(&store, sniff(&zst), &zst[..], "z").unwrap();
+        assert_eq!(
+            staged.diff_id.as_ref().unwrap(),
+            &kiln_content::sha256_digest(&t)
+        );
+        assert_eq!(
+            staged.source_digest,
+            Some(kiln_content::sha256_digest(&zst))
+        );
+        assert_eq!(staged.source_size, zst.len() as u64);
+        let (d, _) = staged.commit(None).unwrap();
+        let from_tar = stage_layer(&store, Kind::Tar, &t[..], "t").unwrap();
+        assert_eq!(from_tar.commit(None).unwrap().0, d);
+
+        let cut = &zst[..zst.len() - 4];
+        let bad = stage_layer(&store, Kind::Zstd, cut, "z").unwrap();
+        assert!(bad.diff_id.is_err());
+        assert_eq!(bad.source_size, cut.len() as u64);
     }
 
     #[test]

@@ -54,6 +54,24 @@ fn rewrite(tar: &[u8], edit: impl Fn(&str, Vec<u8>) -> Option<Vec<u8>>) -> Vec<u
     out.into_inner().unwrap()
 }
 
+/// Replaces the content of member `target`.
+fn replace_member(tar: &[u8], target: &str, content: &[u8]) -> Vec<u8> {
+    rewrite(tar, |p, d| {
+        Some(if p == target { content.to_vec() } else { d })
+    })
+}
+
+/// The content of a layer does not match what the image says it is.
+fn assert_content_mismatch(err: &Error) {
+    assert!(
+        matches!(
+            err,
+            Error::DiffIdMismatch { .. } | Error::DigestMismatch { .. }
+        ),
+        "{err}"
+    );
+}
+
 fn layer_path(image: &StoredImage, i: usize) -> String {
     format!("blobs/sha256/{}", image.layer_blobs[i].digest())
 }
@@ -106,17 +124,8 @@ fn layer_blob_with_wrong_content() {
     let target = layer_path(&image, 0);
     // A valid gzip tar, but not the one the manifest names.
     let other = gzip(&layer_tar(&[Item::File("evil", b"x", 0o644)]));
-    let tar = rewrite(&tar, |p, d| {
-        Some(if p == target { other.clone() } else { d })
-    });
-    let err = import_fails(&tar, Some(&image));
-    assert!(
-        matches!(
-            err,
-            Error::DiffIdMismatch { .. } | Error::DigestMismatch { .. }
-        ),
-        "{err}"
-    );
+    let tar = replace_member(&tar, &target, &other);
+    assert_content_mismatch(&import_fails(&tar, Some(&image)));
 }
 
 #[test]
@@ -197,24 +206,12 @@ fn layer_count_mismatch() {
 #[test]
 fn bad_json() {
     let (tar, image) = exported();
-    let broken = rewrite(&tar, |p, d| {
-        Some(if p == "manifest.json" {
-            b"[{\"Config\":".to_vec()
-        } else {
-            d
-        })
-    });
+    let broken = replace_member(&tar, "manifest.json", b"[{\"Config\":");
     assert!(matches!(
         import_fails(&broken, Some(&image)),
         Error::Json { .. }
     ));
-    let broken = rewrite(&tar, |p, d| {
-        Some(if p == "index.json" {
-            b"{nope".to_vec()
-        } else {
-            d
-        })
-    });
+    let broken = replace_member(&tar, "index.json", b"{nope");
     assert!(matches!(
         import_fails(&broken, Some(&image)),
         Error::Json { .. }
@@ -339,4 +336,54 @@ fn flipped_bytes_anywhere_never_panic_nor_commit_a_bad_manifest() {
         }
         assert_store_consistent(&dst);
     }
+}
+
+#[test]
+fn corrupt_zstd_layer() {
+    let layers = small_layers();
+    let zst = zstd::encode_all(&layers[1][..], 3).unwrap();
+    let cut = zst[..zst.len() - 3].to_vec();
+    let blobs = vec![(layers[0].clone(), TAR), (cut, ZSTD)];
+    let (tar, _) = oci_layout_archive(&blobs, &layers, None);
+    let err = import_fails(&tar, None);
+    assert!(matches!(&err, Error::CorruptLayer { .. }), "{err}");
+}
+
+#[test]
+fn uncompressed_layer_not_matching_its_descriptor() {
+    let layers = small_layers();
+    let (tar, _) = oci_layout_archive(
+        &[(layers[0].clone(), TAR), (layers[1].clone(), TAR)],
+        &layers,
+        None,
+    );
+    // Swap the content of the second layer for a same-sized other tar.
+    let target = format!("blobs/sha256/{}", sha256_digest(&layers[1]).digest());
+    let mut other = layers[1].clone();
+    let at = other.iter().position(|b| *b == b'e').unwrap();
+    other[at] = b'E';
+    let tar = replace_member(&tar, &target, &other);
+    assert_content_mismatch(&import_fails(&tar, None));
+}
+
+#[test]
+fn docker_archive_blob_not_matching_its_name() {
+    let layers = small_layers();
+    let blobs: Vec<_> = layers.iter().map(|l| (l.clone(), TAR)).collect();
+    let (tar, _) = oci_layout_archive(&blobs, &layers, Some("lab/named:1"));
+    let config = format!(
+        "blobs/sha256/{}",
+        sha256_digest(&config_json(&layers)).digest()
+    );
+    // Without index.json only manifest.json describes the image.
+    let tar = rewrite(&tar, |p, d| match p {
+        "index.json" => None,
+        p if p == config => Some([&d[..], b"\n"].concat()),
+        _ => Some(d),
+    });
+    let err = import_fails(&tar, None);
+    assert!(
+        matches!(&err, Error::DigestMismatch { what, .. } if *what == config),
+        "{err}"
+    );
 }

@@ -26,18 +26,20 @@ fn ensure_dockerd() {
             std::path::Path::new(DOCKERD).exists(),
             "docker daemon not running and {DOCKERD} is missing"
         );
-        let log =
-            std::fs::File::create(std::env::temp_dir().join("kiln-export-dockerd.log")).unwrap();
-        Command::new(DOCKERD)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
+        // Detached through a shell so the daemon outlives this test process.
+        let log = std::env::temp_dir().join("kiln-export-dockerd.log");
+        let started = Command::new("sh")
+            .args(["-c", &format!("{DOCKERD} >'{}' 2>&1 &", log.display())])
+            .status()
             .unwrap_or_else(|e| panic!("cannot start {DOCKERD}: {e}"));
+        assert!(started.success(), "cannot start {DOCKERD}");
         let deadline = Instant::now() + Duration::from_secs(60);
         while !docker_ready() {
+            let waited_too_long = Instant::now() > deadline;
             assert!(
-                Instant::now() < deadline,
-                "dockerd did not come up within 60 s"
+                !waited_too_long,
+                "dockerd did not come up within 60 s; see {}",
+                log.display()
             );
             std::thread::sleep(Duration::from_millis(500));
         }
@@ -74,6 +76,13 @@ fn docker_stdin(args: &[&str], input: &[u8]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Runs busybox in `image` without network and returns its output.
+fn busybox(image: &str, args: &[&str]) -> String {
+    let mut all = vec!["run", "--rm", "--network", "none", image, "/bin/busybox"];
+    all.extend_from_slice(args);
+    docker(&all)
 }
 
 /// Removes test images even when an assertion fails.
@@ -114,27 +123,9 @@ fn docker_loads_and_runs_a_kiln_export() {
     let layers = docker(&["inspect", "--format", "{{json .RootFS.Layers}}", &tag]);
     let want: Vec<String> = image.diff_ids.iter().map(ToString::to_string).collect();
     assert_eq!(layers, serde_json::to_string(&want).unwrap());
-    let ok = docker(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        &tag,
-        "/bin/busybox",
-        "echo",
-        "ok",
-    ]);
+    let ok = busybox(&tag, &["echo", "ok"]);
     assert_eq!(ok, "ok");
-    let hello = docker(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        &tag,
-        "/bin/busybox",
-        "cat",
-        "/hello.txt",
-    ]);
+    let hello = busybox(&tag, &["cat", "/hello.txt"]);
     assert_eq!(hello, "hello from the base layer");
 }
 
@@ -176,15 +167,6 @@ fn docker_save_import_export_load_keeps_layers_and_image_id() {
         docker(&["inspect", "--format", "{{.Id}}", &reloaded]),
         want_id
     );
-    let ok = docker(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        &reloaded,
-        "/bin/busybox",
-        "echo",
-        "ok",
-    ]);
+    let ok = busybox(&reloaded, &["echo", "ok"]);
     assert_eq!(ok, "ok");
 }

@@ -201,48 +201,8 @@ fn docker_legacy_save_is_compressed_on_import_with_diff_ids_checked() {
 #[test]
 fn docker_oci_shaped_save_with_uncompressed_layers_is_rewritten_to_gzip() {
     let layers = small_layers();
-    let config = config_json(&layers);
-    let config_d = sha256_digest(&config);
-    let layer_descs: Vec<_> = layers
-        .iter()
-        .map(|l| json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256_digest(l).to_string(), "size": l.len()}))
-        .collect();
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_d.to_string(), "size": config.len()},
-        "layers": layer_descs,
-    }))
-    .unwrap();
-    let manifest_d = sha256_digest(&manifest);
-    let index = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": manifest_d.to_string(),
-            "size": manifest.len(),
-            "annotations": {"io.containerd.image.name": "docker.io/lab/modern:1", "org.opencontainers.image.ref.name": "1"},
-        }],
-    }))
-    .unwrap();
-    let blob = |d: &Digest| format!("blobs/sha256/{}", d.digest());
-    let docker_manifest = serde_json::to_vec(&json!([{
-        "Config": blob(&config_d),
-        "RepoTags": ["lab/modern:1"],
-        "Layers": layers.iter().map(|l| blob(&sha256_digest(l))).collect::<Vec<_>>(),
-    }]))
-    .unwrap();
-    let names: Vec<String> = layers.iter().map(|l| blob(&sha256_digest(l))).collect();
-    let tar = archive(&[
-        (&names[0], &layers[0]),
-        (&names[1], &layers[1]),
-        (&blob(&config_d), &config),
-        (&blob(&manifest_d), &manifest),
-        ("index.json", &index),
-        ("manifest.json", &docker_manifest),
-        ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#),
-    ]);
+    let blobs: Vec<_> = layers.iter().map(|l| (l.clone(), TAR)).collect();
+    let (tar, manifest_d) = oci_layout_archive(&blobs, &layers, Some("lab/modern:1"));
 
     let dst = temp_store();
     let imported = import_archive(&dst.store, &tar[..]).unwrap();
@@ -252,12 +212,32 @@ fn docker_oci_shaped_save_with_uncompressed_layers_is_rewritten_to_gzip() {
         imported[0].manifest_digest, manifest_d,
         "layers changed, so must the manifest"
     );
-    assert_eq!(imported[0].config_digest, config_d);
+    assert_eq!(
+        imported[0].config_digest,
+        sha256_digest(&config_json(&layers))
+    );
     assert_layers_are(&dst.store, &imported[0], &layers);
     // The uncompressed originals are not left in the store.
     for l in &layers {
         assert!(!dst.store.contains(&sha256_digest(l)));
     }
+    assert_store_consistent(&dst);
+}
+
+#[test]
+fn zstd_layers_are_recompressed_to_gzip() {
+    let layers = small_layers();
+    let blobs: Vec<_> = layers
+        .iter()
+        .map(|l| (zstd::encode_all(&l[..], 3).unwrap(), ZSTD))
+        .collect();
+    let (tar, manifest_d) = oci_layout_archive(&blobs, &layers, None);
+
+    let dst = temp_store();
+    let imported = import_archive(&dst.store, &tar[..]).unwrap();
+    assert_eq!(imported[0].tags, vec!["docker.io/lab/oci:1".to_string()]);
+    assert_ne!(imported[0].manifest_digest, manifest_d);
+    assert_layers_are(&dst.store, &imported[0], &layers);
     assert_store_consistent(&dst);
 }
 

@@ -59,7 +59,7 @@ fn star_positions<'a>(chunk: &[char], n: &'a [char], last: bool) -> Option<&'a [
     let mut i = 0;
     while i < n.len() && n[i] != '/' {
         if let Some(t) = match_chunk(chunk, &n[i + 1..]) {
-            if !(last && !t.is_empty()) {
+            if !last || t.is_empty() {
                 return Some(t);
             }
         }

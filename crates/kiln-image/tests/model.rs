@@ -59,6 +59,10 @@ fn docker_config_json() -> serde_json::Value {
         "container_config": {"Hostname": "abc", "Cmd": ["/bin/sh"]},
         "config": {
             "Env": ["PATH=/usr/bin"],
+            "ExposedPorts": {"80/tcp": {}, "53/udp": {}},
+            "Volumes": {"/data": {}},
+            "WorkingDir": "/app",
+            "User": "1000:1000",
             "Cmd": ["sh"],
             "Labels": {"a": "1"},
             "StopSignal": "SIGTERM",
@@ -229,4 +233,21 @@ fn media_type_conversion_is_symmetric() {
     let other = MediaType::Other("application/x-foo".into());
     assert_eq!(media::convert(&other, MediaFlavor::Docker), other);
     assert_eq!(media::flavor_of(&other), None);
+}
+
+#[test]
+fn docker_fields_without_oci_config_create_the_section() {
+    let mut config = ImageBuilder::scratch(Os::Linux, Arch::ARM64)
+        .config()
+        .clone();
+    config.docker.shell = Some(vec!["/bin/ash".into(), "-c".into()]);
+    config.update_runtime(|c| {
+        c.set_working_dir(Some("/w".into()));
+    });
+    let (bytes, _) = config.to_blob().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(v["config"]["Shell"], json!(["/bin/ash", "-c"]));
+    assert_eq!(v["config"]["WorkingDir"], json!("/w"));
+    assert_eq!(v["architecture"], json!("arm64"));
+    assert_eq!(ImageConfig::from_slice(&bytes).unwrap(), config);
 }

@@ -1,7 +1,7 @@
 //! Layer compression: streaming encoders for writing and magic-byte
 //! detection for reading.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
@@ -12,6 +12,8 @@ use crate::Compression;
 const GZIP_LEVEL: u32 = 6;
 /// Default zstd level: zstd's own default, as BuildKit uses.
 const ZSTD_LEVEL: i32 = 3;
+
+const PLAIN_BUF: usize = 64 * 1024;
 
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
 const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
@@ -91,6 +93,10 @@ pub(crate) fn decompress<'a, R: Read + 'a>(
             Box::new(zstd::stream::read::Decoder::new(whole)?),
         )
     } else {
-        (Compression::None, Box::new(whole))
+        // Tar headers are read 512 bytes at a time: batch the reads.
+        (
+            Compression::None,
+            Box::new(BufReader::with_capacity(PLAIN_BUF, whole)),
+        )
     })
 }

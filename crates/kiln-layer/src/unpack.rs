@@ -38,6 +38,7 @@ pub enum WhiteoutMode {
 /// How [`unpack_layer`] treats the layer.
 #[derive(Debug, Clone, Default)]
 pub struct UnpackOptions {
+    /// Flatten onto lower layers, or keep overlay markers.
     pub whiteouts: WhiteoutMode,
 }
 
@@ -48,9 +49,11 @@ pub struct UnpackStats {
     pub compression: Compression,
     /// sha256 of the uncompressed tar: check it against the config's diff_id.
     pub diff_id: Digest,
+    /// Size of the uncompressed tar.
     pub uncompressed_size: u64,
     /// Entries applied, whiteouts included.
     pub entries: u64,
+    /// Whiteout and opaque-marker entries among them.
     pub whiteouts: u64,
     /// Bytes of regular file content written.
     pub bytes: u64,
@@ -162,47 +165,64 @@ impl Unpacker {
         if name.starts_with(WHITEOUT_PREFIX.as_bytes()) {
             return self.whiteout(parent, name, &shown);
         }
+        // Validate before touching the destination.
         let kind = entry.header().entry_type();
-        let meta = read_meta(entry).map_err(|e| entry_err(&shown, e))?;
-        let pfd = self
-            .root
-            .dir(parent, true)
-            .map_err(|e| entry_err(&shown, e))?;
-        let keep_dir =
-            make_room(pfd.as_fd(), name, kind.is_dir()).map_err(|e| entry_err(&shown, e))?;
-        let key = comps.join(&b'/');
-        match kind {
-            EntryType::Regular | EntryType::Continuous => self
-                .regular(entry, pfd.as_fd(), name, &meta)
-                .map_err(|e| entry_err(&shown, e))?,
-            EntryType::Directory => {
-                if !keep_dir {
-                    rustix::fs::mkdirat(&pfd, *name, Mode::from_raw_mode(0o700))
-                        .map_err(|e| entry_err(&shown, e.into()))?;
-                }
-                directory(pfd.as_fd(), name, &meta).map_err(|e| entry_err(&shown, e))?;
-                self.dir_times.push((key.clone(), meta.mtime));
-            }
-            EntryType::Link => self.hardlink(entry, pfd.as_fd(), name, &shown)?,
-            EntryType::Symlink => {
-                let target = entry.link_name_bytes().unwrap_or_default();
-                rustix::fs::symlinkat(target.as_ref(), &pfd, *name)
-                    .map_err(|e| entry_err(&shown, e.into()))?;
-                special_meta(pfd.as_fd(), name, &meta, false).map_err(|e| entry_err(&shown, e))?;
-            }
-            EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                node(entry.header(), kind, pfd.as_fd(), name, &meta)
-                    .map_err(|e| entry_err(&shown, e))?
-            }
+        let link = match kind {
+            EntryType::Link => Some(link_target(entry, &shown)?),
+            EntryType::Symlink => Some(entry.link_name_bytes().unwrap_or_default().into_owned()),
+            EntryType::Regular
+            | EntryType::Continuous
+            | EntryType::Directory
+            | EntryType::Char
+            | EntryType::Block
+            | EntryType::Fifo => None,
             other => {
                 return Err(Error::Unsupported {
                     path: shown,
                     kind: char::from(other.as_byte()),
                 });
             }
-        }
+        };
+        let key = comps.join(&b'/');
+        self.create(entry, parent, name, &key, link.as_deref())
+            .map_err(|e| entry_err(&shown, e))?;
         self.written.insert(key);
         Ok(())
+    }
+
+    /// Creates the entry `name` in directory `parent`, replacing what was there.
+    fn create<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        parent: &[&[u8]],
+        name: &[u8],
+        key: &[u8],
+        link: Option<&[u8]>,
+    ) -> io::Result<()> {
+        let kind = entry.header().entry_type();
+        let meta = read_meta(entry)?;
+        let pfd = self.root.dir(parent, true)?;
+        let dir = pfd.as_fd();
+        let keep_dir = make_room(dir, name, kind.is_dir())?;
+        match kind {
+            EntryType::Directory => {
+                if !keep_dir {
+                    rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700))?;
+                }
+                directory(dir, name, &meta)?;
+                self.dir_times.push((key.to_vec(), meta.mtime));
+                Ok(())
+            }
+            EntryType::Link => self.hardlink(link.unwrap_or_default(), dir, name),
+            EntryType::Symlink => {
+                rustix::fs::symlinkat(link.unwrap_or_default(), dir, name)?;
+                special_meta(dir, name, &meta, false)
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                node(entry.header(), kind, dir, name, &meta)
+            }
+            _ => self.regular(entry, dir, name, &meta),
+        }
     }
 
     fn regular<R: Read>(
@@ -222,29 +242,16 @@ impl Unpacker {
         Ok(())
     }
 
-    /// Links `name` to an earlier path, resolved inside the root like any
-    /// other path: a target outside the destination cannot be named.
-    fn hardlink<R: Read>(
-        &self,
-        entry: &tar::Entry<'_, R>,
-        dir: BorrowedFd<'_>,
-        name: &[u8],
-        shown: &str,
-    ) -> Result<()> {
-        let link = entry
-            .link_name_bytes()
-            .ok_or_else(|| unsafe_entry(shown, "hardlink without a target"))?;
-        let target = clean(&link)
-            .ok_or_else(|| unsafe_entry(shown, "hardlink target climbs out of the layer root"))?;
-        let (tname, tparent) = target
-            .split_last()
-            .ok_or_else(|| unsafe_entry(shown, "hardlink to the layer root"))?;
-        let tdir = self
-            .root
-            .dir(tparent, false)
-            .map_err(|e| entry_err(shown, e))?;
-        rustix::fs::linkat(&tdir, *tname, dir, name, AtFlags::empty())
-            .map_err(|e| entry_err(shown, e.into()))
+    /// Links `name` to `target`, an earlier path already checked by
+    /// [`link_target`] and resolved inside the root like any other path.
+    fn hardlink(&self, target: &[u8], dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+        let comps: Vec<&[u8]> = target.split(|&b| b == b'/').collect();
+        let Some((tname, tparent)) = comps.split_last() else {
+            return Err(invalid("empty hardlink target"));
+        };
+        let tdir = self.root.dir(tparent, false)?;
+        rustix::fs::linkat(&tdir, *tname, dir, name, AtFlags::empty())?;
+        Ok(())
     }
 
     fn whiteout(&mut self, parent: &[&[u8]], name: &[u8], shown: &str) -> Result<()> {
@@ -330,6 +337,20 @@ fn clean(path: &[u8]) -> Option<Vec<&[u8]>> {
         }
     }
     Some(out)
+}
+
+/// The cleaned target path of a hardlink entry. A target outside the
+/// destination cannot be expressed: `..` above the root is rejected.
+fn link_target<R: Read>(entry: &tar::Entry<'_, R>, shown: &str) -> Result<Vec<u8>> {
+    let link = entry
+        .link_name_bytes()
+        .ok_or_else(|| unsafe_entry(shown, "hardlink without a target"))?;
+    let comps = clean(&link)
+        .ok_or_else(|| unsafe_entry(shown, "hardlink target climbs out of the layer root"))?;
+    if comps.is_empty() {
+        return Err(unsafe_entry(shown, "hardlink to the layer root"));
+    }
+    Ok(comps.join(&b'/'))
 }
 
 fn join(parent: &[&[u8]], name: &[u8]) -> Vec<u8> {
@@ -484,23 +505,23 @@ fn parse_num(v: &[u8]) -> io::Result<u64> {
 
 /// PAX times are decimal seconds with an optional fraction.
 fn parse_time(v: &[u8]) -> io::Result<Timespec> {
-    let s = std::str::from_utf8(v).map_err(|_| invalid("malformed PAX time"))?;
+    let bad = || invalid("malformed PAX time");
+    let s = std::str::from_utf8(v).map_err(|_| bad())?;
     let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-    let tv_sec: i64 = secs.parse().map_err(|_| invalid("malformed PAX time"))?;
-    let digits: String = frac.chars().take(9).collect();
-    let mut tv_nsec: i64 = if digits.is_empty() {
-        0
-    } else {
-        digits.parse().map_err(|_| invalid("malformed PAX time"))?
-    };
-    for _ in digits.len()..9 {
-        tv_nsec *= 10;
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
     }
-    // "-1.5" means 1.5 s before the epoch.
-    if tv_sec < 0 || secs.starts_with('-') {
+    let tv_sec: i64 = secs.parse().map_err(|_| bad())?;
+    let mut tv_nsec: i64 = 0;
+    for i in 0..9 {
+        let digit = frac.as_bytes().get(i).map_or(0, |b| b - b'0');
+        tv_nsec = tv_nsec * 10 + i64::from(digit);
+    }
+    // "-1.5" means 1.5 s before the epoch: -2 s plus 0.5 s.
+    if secs.starts_with('-') && tv_nsec > 0 {
         return Ok(Timespec {
-            tv_sec: tv_sec - i64::from(tv_nsec > 0),
-            tv_nsec: (1_000_000_000 - tv_nsec) % 1_000_000_000,
+            tv_sec: tv_sec.checked_sub(1).ok_or_else(bad)?,
+            tv_nsec: 1_000_000_000 - tv_nsec,
         });
     }
     Ok(Timespec { tv_sec, tv_nsec })
@@ -558,6 +579,10 @@ mod tests {
         assert_eq!((t.tv_sec, t.tv_nsec), (-2, 500_000_000));
         let t = parse_time(b"42").unwrap();
         assert_eq!((t.tv_sec, t.tv_nsec), (42, 0));
+        let t = parse_time(b"-0.25").unwrap();
+        assert_eq!((t.tv_sec, t.tv_nsec), (-1, 750_000_000));
         assert!(parse_time(b"x").is_err());
+        assert!(parse_time(b"1.-5").is_err());
+        assert!(parse_time(b"-9223372036854775808.5").is_err());
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{self, Metadata, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -25,6 +25,7 @@ const OPAQUE_XATTRS: [&str; 2] = ["trusted.overlay.opaque", "user.overlay.opaque
 /// Overlay's private xattr namespaces, which must never leak into layers.
 const OVERLAY_XATTR_PREFIXES: [&str; 2] = ["trusted.overlay.", "user.overlay."];
 const COPY_BUF: usize = 64 * 1024;
+const OUT_BUF: usize = 128 * 1024;
 
 /// Writes the layer tar of `diff_dir` to `out`, compressed per `opts`.
 ///
@@ -38,7 +39,8 @@ pub fn write_layer(
     out: impl Write,
     opts: &LayerOptions,
 ) -> Result<LayerDescriptor> {
-    let blob = Sha256Writer::new(out);
+    // Tar headers come in 512-byte pieces: batch them before `out`.
+    let blob = Sha256Writer::new(BufWriter::with_capacity(OUT_BUF, out));
     let encoder =
         Encoder::new(blob, opts.compression, opts.compression_level).map_err(Error::Write)?;
     let mut tar = Sha256Writer::new(encoder);
@@ -53,7 +55,10 @@ pub fn write_layer(
     tar.write_all(&[0; 2 * BLOCK]).map_err(Error::Write)?;
     let (encoder, diff_id, uncompressed_size) = tar.finish();
     let blob = encoder.finish().map_err(Error::Write)?;
-    let (_, digest, size) = blob.finish();
+    let (buffered, digest, size) = blob.finish();
+    buffered
+        .into_inner()
+        .map_err(|e| Error::Write(e.into_error()))?;
     Ok(LayerDescriptor {
         digest,
         diff_id,

@@ -14,7 +14,7 @@ use tar::EntryType;
 /// `ChangeWriter` drives it (names, PAX format, no unames, capability xattr,
 /// epoch-dated whiteouts), writes for the `build_diff_dir` tree; obtained
 /// with a small Go program over a copy of that tree.
-const GO_DIFF_ID: &str = "sha256:ff2a7fe558de5586bae1bb3b1b99dbf8837d3bd493918b1fa560492ba14d3f84";
+const GO_DIFF_ID: &str = "sha256:28245dc65be8878127f0796df33758b9b818c7baf08324f97394cc49d255a0ef";
 
 /// One tar entry, as read back.
 #[derive(Debug)]
@@ -95,6 +95,7 @@ fn entries_are_sorted_and_converted() {
         "abs-link",
         "bin-tool",
         "dev/",
+        "dev/big-minor",
         "dev/loop9",
         "dev/null",
         "dev/pipe",
@@ -102,6 +103,7 @@ fn entries_are_sorted_and_converted() {
         "etc/app/",
         "etc/app/config",
         "etc/app/empty",
+        "far-future",
         ".wh.gone",
         "hl/",
         "hl/a",
@@ -111,10 +113,12 @@ fn entries_are_sorted_and_converted() {
         &long_dir,
         &splittable,
         &pax,
+        "long-target",
         "opq/",
         "opq/.wh..wh..opq",
         "opq/kept",
         "owned",
+        "ünïcode-ß",
     ];
     assert_eq!(names, expected);
     assert_eq!(desc.digest, desc.diff_id, "uncompressed: blob is the tar");
@@ -175,6 +179,20 @@ fn entry_metadata() {
         (EntryType::Block, (7, 9))
     );
     assert_eq!(got["dev/pipe"].kind, EntryType::Fifo);
+    assert_eq!(got["dev/big-minor"].dev, (300, 70_000));
+    assert_eq!(got["long-target"].link, Some("t".repeat(150)));
+    assert_eq!(
+        got["long-target"].pax.get("linkpath").map(Vec::len),
+        Some(150)
+    );
+    assert_eq!(
+        got["far-future"].pax.get("mtime").map(Vec::as_slice),
+        Some(&b"10000000000"[..])
+    );
+    assert_eq!(
+        got["ünïcode-ß"].pax.get("path").map(Vec::as_slice),
+        Some("ünïcode-ß".as_bytes())
+    );
     for marker in [".wh.gone", "opq/.wh..wh..opq"] {
         let m = &got[marker];
         assert_eq!(

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{Result, StoreError};
 use crate::fsutil::now;
-use crate::images::ImageRecord;
+use crate::record::ImageRecord;
 
 /// `label=KEY`, `label=KEY=VALUE`, or their `label!=` negations.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +68,9 @@ impl ImageFilter {
                 ("label", false, v) => f.labels.push(LabelFilter::parse(v, false)),
                 ("label", true, v) => f.labels.push(LabelFilter::parse(v, true)),
                 ("dangling", false, v) => f.dangling = Some(parse_bool(raw, v)?),
-                ("reference", false, v) => f.references.push(v.to_string()),
+                ("reference", false, v) if kiln_image::path_match(v, "").is_some() => {
+                    f.references.push(v.to_string());
+                }
                 ("until", false, v) => f.until = Some(parse_until(v, now())?),
                 _ => return Err(StoreError::InvalidFilter(raw.to_string())),
             }

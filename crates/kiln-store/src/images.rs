@@ -1,31 +1,25 @@
 //! Images and tags: storing, resolving, tagging, removing, listing.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::str::FromStr;
+use std::collections::BTreeSet;
 
 use kiln_content::Digest;
 use kiln_image::oci_spec::image::{Descriptor, ImageManifest};
 use kiln_image::{BuiltImage, ImageConfig, ImageError, Reference, parse_manifest};
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, Transaction, params};
 
 use crate::Store;
 use crate::error::{Result, StoreError};
 use crate::filter::ImageFilter;
 use crate::fsutil::now;
+use crate::record::{
+    ImageRecord, LayerRecord, RemoveReport, StageRef, all_images, load_image, parse_digest, to_i64,
+};
+use crate::resolve::{Resolved, resolve_id};
 
 /// Largest manifest read into memory.
 const MAX_MANIFEST: u64 = 4 << 20;
 /// Largest config read into memory (configs with long histories are big).
 const MAX_CONFIG: u64 = 64 << 20;
-
-/// Which build and stage produced an intermediate image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StageRef {
-    /// Build identifier chosen by the builder.
-    pub build_id: String,
-    /// Stage name or index in the Dockerfile.
-    pub stage: String,
-}
 
 /// Request to record an image whose blobs are already in the content store.
 #[derive(Debug, Clone)]
@@ -36,90 +30,6 @@ pub struct PutImage {
     pub tags: Vec<Reference>,
     /// `Some` for a build-stage result hidden from `images` without `-a`.
     pub intermediate: Option<StageRef>,
-}
-
-/// A layer of an image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LayerRecord {
-    /// Blob digest.
-    pub digest: Digest,
-    /// Uncompressed diff ID.
-    pub diff_id: Digest,
-    /// Blob size in bytes.
-    pub size: u64,
-    /// Blob media type.
-    pub media_type: String,
-}
-
-/// An image as the store knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageRecord {
-    /// Image ID: the config digest.
-    pub id: Digest,
-    /// Manifest digest.
-    pub manifest_digest: Digest,
-    /// Manifest media type (OCI or Docker).
-    pub media_type: String,
-    /// Config `created`, RFC 3339.
-    pub created: Option<String>,
-    /// When the image was (last) stored, Unix seconds.
-    pub stored_at: i64,
-    /// Config plus layer blob bytes.
-    pub size: u64,
-    /// Config labels.
-    pub labels: BTreeMap<String, String>,
-    /// Build stage that produced an intermediate image.
-    pub intermediate: Option<StageRef>,
-    /// Tags pointing at the image, sorted.
-    pub tags: Vec<Reference>,
-}
-
-impl ImageRecord {
-    /// The 12-hex-character ID `docker images` shows.
-    pub fn short_id(&self) -> String {
-        self.id.digest().chars().take(12).collect()
-    }
-
-    /// True when no tag points at the image (`<none>:<none>`).
-    pub fn is_dangling(&self) -> bool {
-        self.tags.is_empty()
-    }
-
-    /// `RepoDigests`: each tagged repository pinned to the manifest digest.
-    pub fn repo_digests(&self) -> Vec<Reference> {
-        let by_repo: BTreeMap<String, &Reference> =
-            self.tags.iter().map(|t| (t.repository(), t)).collect();
-        by_repo
-            .values()
-            .map(|t| t.with_digest(self.manifest_digest.clone()))
-            .collect()
-    }
-
-    /// Seconds since the epoch used for `until=`: config `created`, else
-    /// the time it was stored.
-    pub(crate) fn timestamp(&self) -> i64 {
-        self.created
-            .as_deref()
-            .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
-            .map_or(self.stored_at, |t| t.timestamp())
-    }
-}
-
-/// What `rmi` did, in Docker's terms.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RemoveReport {
-    /// References removed ("Untagged: ...").
-    pub untagged: Vec<Reference>,
-    /// Image deleted ("Deleted: ..."), if it lost its last tag.
-    pub deleted: Option<Digest>,
-}
-
-/// How an argument named an image.
-enum Resolved {
-    /// By tag (the normalised reference).
-    Tag(Reference),
-    /// By ID, ID prefix or digest.
-    Id,
 }
 
 /// Parsed manifest and config of an image about to be stored.
@@ -428,151 +338,4 @@ fn set_tag(tx: &Connection, tag: &Reference, id: &Digest) -> Result<()> {
         params![tag.to_string(), id.as_ref()],
     )?;
     Ok(())
-}
-
-/// Docker's lookup order: full digest, reference, then ID prefix.
-fn resolve_id(conn: &Connection, name: &str) -> Result<(Digest, Resolved)> {
-    let not_found = || StoreError::NotFound(name.to_string());
-    // oci-spec accepts any algorithm, so `busybox:latest` would parse.
-    if let Some(d) = name
-        .strip_prefix("sha256:")
-        .and_then(|_| Digest::from_str(name).ok())
-    {
-        return by_digest(conn, &d)?
-            .map(|id| (id, Resolved::Id))
-            .ok_or_else(not_found);
-    }
-    if let Ok(r) = Reference::parse(name) {
-        if let Some(d) = r.digest() {
-            return by_digest(conn, d)?
-                .map(|id| (id, Resolved::Id))
-                .ok_or_else(not_found);
-        }
-        if let Some(id) = by_tag(conn, &r)? {
-            return Ok((id, Resolved::Tag(r)));
-        }
-    }
-    by_prefix(conn, name)?
-        .map(|id| (id, Resolved::Id))
-        .ok_or_else(not_found)
-}
-
-fn by_digest(conn: &Connection, d: &Digest) -> Result<Option<Digest>> {
-    let id: Option<String> = conn
-        .query_row(
-            "SELECT id FROM images WHERE id = ?1 OR manifest_digest = ?1 ORDER BY id = ?1 DESC LIMIT 1",
-            [d.as_ref()],
-            |r| r.get(0),
-        )
-        .optional()?;
-    id.as_deref().map(parse_digest).transpose()
-}
-
-fn by_tag(conn: &Connection, r: &Reference) -> Result<Option<Digest>> {
-    let id: Option<String> = conn
-        .query_row(
-            "SELECT image_id FROM tags WHERE reference = ?1",
-            [r.to_string()],
-            |r| r.get(0),
-        )
-        .optional()?;
-    id.as_deref().map(parse_digest).transpose()
-}
-
-/// Short ID lookup; `AmbiguousId` when the prefix matches several images.
-fn by_prefix(conn: &Connection, name: &str) -> Result<Option<Digest>> {
-    let hex = name.strip_prefix("sha256:").unwrap_or(name);
-    let is_hex = !hex.is_empty()
-        && hex.len() <= 64
-        && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    if !is_hex {
-        return Ok(None);
-    }
-    let mut stmt = conn.prepare("SELECT id FROM images WHERE substr(id, 8, ?1) = ?2 LIMIT 2")?;
-    let ids: Vec<String> = stmt
-        .query_map(params![hex.len() as i64, hex], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    match ids.as_slice() {
-        [] => Ok(None),
-        [one] => parse_digest(one).map(Some),
-        _ => Err(StoreError::AmbiguousId(name.to_string())),
-    }
-}
-
-const IMAGE_COLUMNS: &str = "id, manifest_digest, media_type, created, stored_at, size, labels, intermediate, build_id, stage";
-
-pub(crate) fn load_image(conn: &Connection, id: &str) -> Result<Option<ImageRecord>> {
-    let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = ?1");
-    let Some(mut img) = conn
-        .query_row(&sql, [id], row_to_image)
-        .optional()?
-        .transpose()?
-    else {
-        return Ok(None);
-    };
-    img.tags = tags_of(conn, id)?;
-    Ok(Some(img))
-}
-
-pub(crate) fn all_images(conn: &Connection) -> Result<Vec<ImageRecord>> {
-    let mut stmt = conn.prepare(&format!("SELECT {IMAGE_COLUMNS} FROM images"))?;
-    let mut images = stmt
-        .query_map([], row_to_image)?
-        .map(|r| r.map_err(StoreError::from).and_then(|x| x))
-        .collect::<Result<Vec<_>>>()?;
-    for img in &mut images {
-        img.tags = tags_of(conn, img.id.as_ref())?;
-    }
-    Ok(images)
-}
-
-fn tags_of(conn: &Connection, id: &str) -> Result<Vec<Reference>> {
-    let mut stmt =
-        conn.prepare("SELECT reference FROM tags WHERE image_id = ?1 ORDER BY reference")?;
-    let refs: Vec<String> = stmt
-        .query_map([id], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    refs.iter()
-        .map(|s| Reference::parse(s).map_err(|e| StoreError::Corrupt(format!("tag {s:?}: {e}"))))
-        .collect()
-}
-
-/// Maps a row; the inner `Result` carries values the DB holds but kiln
-/// cannot interpret (which rusqlite's error type cannot express).
-fn row_to_image(r: &Row<'_>) -> rusqlite::Result<Result<ImageRecord>> {
-    let id: String = r.get(0)?;
-    let manifest: String = r.get(1)?;
-    let labels: String = r.get(6)?;
-    let build_id: Option<String> = r.get(8)?;
-    let stage: Option<String> = r.get(9)?;
-    let intermediate = r.get::<_, bool>(7)?.then(|| StageRef {
-        build_id: build_id.unwrap_or_default(),
-        stage: stage.unwrap_or_default(),
-    });
-    let media_type: String = r.get(2)?;
-    let created: Option<String> = r.get(3)?;
-    let stored_at: i64 = r.get(4)?;
-    let size: i64 = r.get(5)?;
-    Ok((|| {
-        Ok(ImageRecord {
-            id: parse_digest(&id)?,
-            manifest_digest: parse_digest(&manifest)?,
-            media_type,
-            created,
-            stored_at,
-            size: u64::try_from(size).unwrap_or(0),
-            labels: serde_json::from_str(&labels)
-                .map_err(|e| StoreError::Corrupt(format!("labels of {id}: {e}")))?,
-            intermediate,
-            tags: Vec::new(),
-        })
-    })())
-}
-
-pub(crate) fn parse_digest(s: &str) -> Result<Digest> {
-    Digest::from_str(s).map_err(|e| StoreError::Corrupt(format!("digest {s:?}: {e}")))
-}
-
-pub(crate) fn to_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }

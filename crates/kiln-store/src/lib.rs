@@ -13,12 +13,16 @@
 //! leaves at worst unreferenced blobs or directories, which [`Store::gc`]
 //! and [`Store::check`] with repair remove.
 
+mod check;
+mod df;
 mod error;
 mod filter;
 mod fsutil;
 mod gc;
 mod images;
 mod lease;
+mod record;
+mod resolve;
 mod schema;
 mod unpacked;
 
@@ -29,11 +33,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use kiln_content::ContentStore;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+pub use check::CheckReport;
+pub use df::{DfReport, UsageLine};
 pub use error::{Result, StoreError};
 pub use filter::{ImageFilter, LabelFilter, PruneFilter, parse_until};
-pub use gc::{CheckReport, DfReport, GcReport, PruneReport, UsageLine};
-pub use images::{ImageRecord, LayerRecord, PutImage, RemoveReport, StageRef};
+pub use gc::{GcReport, PruneReport};
+pub use images::PutImage;
 pub use lease::Lease;
+pub use record::{ImageRecord, LayerRecord, RemoveReport, StageRef};
 pub use schema::schema_version;
 pub use unpacked::UnpackedLayer;
 

@@ -10,7 +10,7 @@ use rusqlite::{OptionalExtension, params};
 use crate::Store;
 use crate::error::{Result, StoreError, io_err};
 use crate::fsutil::{now, remove_tree};
-use crate::images::{parse_digest, to_i64};
+use crate::record::{parse_digest, to_i64};
 
 /// A layer unpacked on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]

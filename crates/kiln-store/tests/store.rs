@@ -264,6 +264,7 @@ fn filter_parse_errors() {
         "label",
         "until=soon",
         "reference!=x",
+        "reference=[",
     ] {
         assert!(
             matches!(
@@ -402,7 +403,10 @@ fn explicit_protection_and_expiry() {
         vec![blob.digest.clone()],
         "expired lease protects nothing"
     );
-    drop(lease);
+    assert!(matches!(
+        lease.renew(Duration::from_secs(60)),
+        Err(StoreError::LeaseExpired(_))
+    ));
 }
 
 #[test]

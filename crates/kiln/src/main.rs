@@ -6,6 +6,8 @@ mod commands;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // Must run before any thread starts: a re-exec'd container helper never returns from here.
+    kiln_executor::helper_main();
     let cli = cli::Cli::parse();
     init_tracing(cli.global.debug);
     match commands::run(cli) {

@@ -18,7 +18,7 @@ pub use chmod::{Action, Chmod, Clause, Op};
 pub use duration::parse_go_duration;
 pub use mount::{Mount, MountError, MountType, Sharing};
 pub use types::*;
-pub use values::{parse_port_spec, parse_signal};
+pub use values::{check_digest, parse_port_spec, parse_signal};
 
 pub(crate) use parse_exec::mount_at;
 
@@ -87,7 +87,11 @@ fn parse_instruction(node: &Node, source: &str) -> Result<Instruction> {
         "maintainer" => Instruction::Maintainer(parse_simple::maintainer(node)?),
         "onbuild" => Instruction::Onbuild(parse_simple::onbuild(node, source)?),
         other => {
-            let msg = format!("unknown instruction: {}", other.to_ascii_uppercase());
+            let written = source
+                .get(node.keyword_span.start..node.keyword_span.end)
+                .unwrap_or(other);
+            let msg = format!("unknown instruction: {written}");
+            let msg = suggest::did_you_mean_any_case(msg, written, KEYWORDS);
             return Err(Error::new(msg, node.keyword_span));
         }
     })

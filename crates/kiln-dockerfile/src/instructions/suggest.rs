@@ -1,22 +1,40 @@
-//! "did you mean" hints for misspelled flag names and option values, as BuildKit adds them.
+//! "did you mean" hints for misspelled names, as BuildKit's `suggest.WrapError` adds them: the
+//! first option within an edit distance of 2, none when the value is itself an option.
 
-/// Appends ` (did you mean X?)` to `message` when one of `options` is a close spelling of `value`.
+/// Appends ` (did you mean X?)` to `message` when an option is a close spelling of `value`.
 pub fn did_you_mean(message: String, value: &str, options: &[&str]) -> String {
-    match closest(value, options) {
+    match closest(value, options.iter().map(|o| (*o).to_owned())) {
         Some(best) => format!("{message} (did you mean {best}?)"),
         None => message,
     }
 }
 
-/// The option nearest to `value` within an edit distance of 2, if any.
-fn closest<'a>(value: &str, options: &[&'a str]) -> Option<&'a str> {
-    let limit = 2.min(value.chars().count().saturating_sub(1));
-    options
-        .iter()
-        .map(|o| (levenshtein(value, o), *o))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, o)| o)
+/// Like [`did_you_mean`] ignoring case; the hint takes the case `value` was written in.
+pub fn did_you_mean_any_case(message: String, value: &str, options: &[&str]) -> String {
+    let lower = value.to_lowercase();
+    let Some(best) = closest(&lower, options.iter().map(|o| o.to_lowercase())) else {
+        return message;
+    };
+    let best = if value == value.to_uppercase() {
+        best.to_uppercase()
+    } else {
+        best
+    };
+    format!("{message} (did you mean {best}?)")
+}
+
+fn closest(value: &str, options: impl Iterator<Item = String>) -> Option<String> {
+    let mut best: Option<(usize, String)> = None;
+    for option in options {
+        if option == value {
+            return None;
+        }
+        let d = levenshtein(value, &option);
+        if d < 3 && best.as_ref().is_none_or(|(b, _)| d < *b) {
+            best = Some((d, option));
+        }
+    }
+    best.map(|(_, o)| o)
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {
@@ -48,11 +66,22 @@ mod tests {
 
     #[test]
     fn suggests_only_close_names() {
+        let hint = |v: &str, o: &[&str]| did_you_mean("x".into(), v, o);
         assert_eq!(
-            did_you_mean("x".into(), "chmodd", &["chown", "chmod"]),
+            hint("chmodd", &["chown", "chmod"]),
             "x (did you mean chmod?)"
         );
-        assert_eq!(did_you_mean("x".into(), "platform", &["from", "link"]), "x");
-        assert_eq!(did_you_mean("x".into(), "a", &["b"]), "x");
+        assert_eq!(hint("platform", &["from", "link"]), "x");
+        assert_eq!(hint("a", &["b"]), "x (did you mean b?)");
+        assert_eq!(hint("bind", &["bin", "bind"]), "x");
+    }
+
+    #[test]
+    fn any_case_matches_the_written_case() {
+        let hint = |v: &str| did_you_mean_any_case("x".into(), v, &["COPY", "FROM"]);
+        assert_eq!(hint("COPPY"), "x (did you mean COPY?)");
+        assert_eq!(hint("coppy"), "x (did you mean copy?)");
+        assert_eq!(hint("Coppy"), "x (did you mean copy?)");
+        assert_eq!(hint("healthz"), "x");
     }
 }

@@ -22,8 +22,8 @@ impl<T> Spanned<T> {
 
 /// A flag value that has a typed meaning (`--chmod`, `--mount`): its text and, once known, its type.
 ///
-/// `value` is `None` only while `text` still holds unexpanded variables, i.e. before
-/// [`crate::stages::stages`] has expanded it; the stages layer always fills it.
+/// `value` is `None` only while `text` still holds unexpanded variables: before
+/// [`crate::stages::stages`] has expanded it, or inside an ONBUILD trigger (never expanded here).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Typed<T> {
     pub text: String,

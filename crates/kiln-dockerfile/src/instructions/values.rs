@@ -1,5 +1,5 @@
-//! Checks of expanded values BuildKit validates when it applies them: STOPSIGNAL signals and
-//! EXPOSE port specs (Docker's `signal.ParseSignal` and `nat.ParsePortSpecs`).
+//! Checks of expanded values BuildKit validates when it applies them: STOPSIGNAL signals, EXPOSE
+//! port specs and ADD checksums (`signal.ParseSignal`, `nat.ParsePortSpecs`, `digest.Parse`).
 
 /// Linux signal names (without `SIG`) and numbers, as Docker's signal map has them.
 const SIGNALS: &[(&str, u32)] = &[
@@ -96,6 +96,31 @@ fn port_range(text: &str) -> Option<(u16, u16)> {
     (start <= end).then_some((start, end))
 }
 
+/// Checks an `ADD --checksum` digest (`sha256:<64 hex>`, sha384, sha512), with go-digest's messages.
+pub fn check_digest(text: &str) -> Result<(), String> {
+    let invalid = || "invalid checksum digest format".to_owned();
+    let (algorithm, encoded) = text
+        .split_once(':')
+        .filter(|(a, e)| !a.is_empty() && !e.is_empty())
+        .ok_or_else(invalid)?;
+    let hex_len = match algorithm {
+        "sha256" => 64,
+        "sha384" => 96,
+        "sha512" => 128,
+        _ => return Err("unsupported digest algorithm".into()),
+    };
+    if encoded.len() != hex_len {
+        return Err("invalid checksum digest length".into());
+    }
+    if !encoded
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(invalid());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +136,27 @@ mod tests {
         assert_eq!(
             parse_signal("SIGNOPE"),
             Err("invalid signal: SIGNOPE".into())
+        );
+    }
+
+    #[test]
+    fn digests() {
+        assert_eq!(check_digest(&format!("sha256:{}", "a".repeat(64))), Ok(()));
+        assert_eq!(
+            check_digest("sha256"),
+            Err("invalid checksum digest format".into())
+        );
+        assert_eq!(
+            check_digest("md5:abc"),
+            Err("unsupported digest algorithm".into())
+        );
+        assert_eq!(
+            check_digest("sha256:abc"),
+            Err("invalid checksum digest length".into())
+        );
+        assert_eq!(
+            check_digest(&format!("sha256:{}", "G".repeat(64))),
+            Err("invalid checksum digest format".into())
         );
     }
 

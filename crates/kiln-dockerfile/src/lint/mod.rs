@@ -3,10 +3,13 @@
 //! (`RunRecursiveOwnership`, `FromVariableNotPortable`).
 //!
 //! Differences from BuildKit, all because no base image is pulled: base images are taken to
-//! define only `PATH` (UndefinedVar), to set no `SHELL` (JSONArgsRecommended) and no `WORKDIR`.
-//! Every stage is checked, as `--call=check` does, not only the target's. Stage names that are
-//! duplicated or reserved stop kiln's stage layer, so then only the checks that need no
-//! variable expansion run.
+//! define only `PATH` unless [`LintOptions::image_env`] lists their ENV (UndefinedVar), and to
+//! set no `SHELL` (JSONArgsRecommended).
+//! Every stage is checked, as `--call=check` does, not only the target's. When kiln's stage
+//! layer cannot resolve the stages (BuildKit only warns about duplicate or reserved stage names,
+//! kiln refuses them), the report carries that error and the checks on expanded stages
+//! (UndefinedVar, WorkdirRelativePath, Expose*, CopyIgnoredFile, RunRecursiveOwnership) do not
+//! run.
 
 mod config;
 pub mod dockerignore;
@@ -44,6 +47,9 @@ pub struct LintOptions {
     pub dockerfile: Option<PathBuf>,
     /// `.dockerignore` patterns given directly; they win over reading files.
     pub dockerignore: Option<Vec<String>>,
+    /// Base images' ENV by image name as written after expansion (as in
+    /// [`StageOptions::image_env`]); images not listed are taken to define only `PATH`.
+    pub image_env: BTreeMap<String, Vec<(String, String)>>,
 }
 
 /// How serious a finding is: `error=true` in `# check=` makes every finding an error.
@@ -77,13 +83,35 @@ pub struct LintReport {
     pub findings: Vec<Finding>,
     /// True when `error=true` is set and some check fired: the build must fail.
     pub error: bool,
+    /// The Dockerfile parses but its stages cannot be resolved (an undefined base image, an
+    /// unparsable platform, a duplicate stage name...): the build would fail with this error,
+    /// and the checks that need expanded stages did not run. The other findings still stand,
+    /// as in BuildKit's check results.
+    pub build_error: Option<crate::Error>,
+}
+
+impl LintReport {
+    /// BuildKit's build failure under `error=true`: `lint violation found for rules: A, B`
+    /// (each rule once, sorted); `None` when the build may go on.
+    pub fn violation_message(&self) -> Option<String> {
+        if !self.error {
+            return None;
+        }
+        let rules: std::collections::BTreeSet<&str> =
+            self.findings.iter().map(|f| f.rule).collect();
+        let list: Vec<&str> = rules.into_iter().collect();
+        Some(format!(
+            "lint violation found for rules: {}",
+            list.join(", ")
+        ))
+    }
 }
 
 /// Why linting could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum LintError {
-    /// The Dockerfile does not parse, a `# check=` value is invalid, or the stages cannot be
-    /// resolved for a reason no check reports.
+    /// The Dockerfile does not parse (including unknown instructions and bad flags) or its
+    /// `# check=` value is invalid.
     #[error(transparent)]
     Dockerfile(#[from] crate::Error),
     #[error(transparent)]
@@ -135,18 +163,21 @@ pub fn lint(source: &str, opts: &LintOptions) -> Result<LintReport, LintError> {
     };
     let mut hits = syntax::check(&input);
     hits.extend(from::check(&input));
-    let names_broken = hits
-        .iter()
-        .any(|h| h.rule == rules::DUPLICATE_STAGE_NAME || h.rule == rules::RESERVED_STAGE_NAME);
-    match stages::stages(&ast, source, &opts.build_args, &StageOptions::default()) {
+    let stage_opts = StageOptions {
+        image_env: opts.image_env.clone(),
+        ..StageOptions::default()
+    };
+    let build_error = match stages::stages(&ast, source, &opts.build_args, &stage_opts) {
         Ok(dockerfile) => {
             let ignore = ignore_matcher(&config, opts)?;
             hits.extend(semantic::check(&dockerfile, ignore.as_ref()));
+            None
         }
-        Err(_) if names_broken => {}
-        Err(e) => return Err(e.into()),
-    }
-    Ok(report(source, hits, &config))
+        Err(e) => Some(e),
+    };
+    let mut report = report(source, hits, &config);
+    report.build_error = build_error;
+    Ok(report)
 }
 
 /// The check configuration: the build-arg wins over the directive.
@@ -226,5 +257,9 @@ fn report(source: &str, hits: Vec<Hit>, config: &CheckConfig) -> LintReport {
         .collect();
     findings.sort_by_key(|f| (f.line, f.col));
     let error = config.error && !findings.is_empty();
-    LintReport { findings, error }
+    LintReport {
+        findings,
+        error,
+        build_error: None,
+    }
 }

@@ -6,14 +6,23 @@ use serde_json::{Value, json};
 use super::{Finding, Level, LintReport};
 
 /// BuildKit-like text: for each finding a `WARNING: Rule - URL` header (`ERROR:` under
-/// `error=true`), the message, and the lines around it with `>>>` on the finding's lines.
+/// `error=true`), the message, and the lines around it with `>>>` on the finding's lines; a
+/// build error comes last, as `ERROR: message` with its lines.
 pub fn render_text(report: &LintReport, file: &str, source: &str) -> String {
-    report
+    let mut blocks: Vec<String> = report
         .findings
         .iter()
         .map(|f| finding_text(f, file, source))
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect();
+    if let Some(e) = &report.build_error {
+        let (line, _) = e.line_col(source);
+        blocks.push(format!(
+            "ERROR: {}\n{}",
+            e.message,
+            excerpt(file, source, line, line)
+        ));
+    }
+    blocks.join("\n")
 }
 
 fn finding_text(f: &Finding, file: &str, source: &str) -> String {
@@ -72,7 +81,7 @@ fn excerpt(file: &str, source: &str, first: usize, last: usize) -> String {
 
 /// The JSON `docker build --call=check,format=json` prints: one entry per finding with its
 /// rule, description, URL, message and line range (1-based lines, 0-based characters),
-/// and the source file the ranges point into.
+/// the source file the ranges point into and, if the stages cannot be resolved, `buildError`.
 pub fn render_json(report: &LintReport, file: &str) -> Value {
     let warnings: Vec<Value> = report
         .findings
@@ -93,8 +102,12 @@ pub fn render_json(report: &LintReport, file: &str) -> Value {
             })
         })
         .collect();
-    json!({
+    let mut out = json!({
         "warnings": warnings,
         "sources": [{"filename": file, "language": "Dockerfile"}],
-    })
+    });
+    if let (Some(e), Some(map)) = (&report.build_error, out.as_object_mut()) {
+        map.insert("buildError".into(), json!({ "message": e.message }));
+    }
+    out
 }

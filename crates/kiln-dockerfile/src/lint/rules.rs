@@ -173,19 +173,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_are_kebab_case() {
-        assert_eq!(
-            JSON_ARGS_RECOMMENDED.url(),
-            "https://docs.docker.com/go/dockerfile/rule/json-args-recommended/"
-        );
-        assert_eq!(
-            FROM_PLATFORM_FLAG_CONST_DISALLOWED.url(),
-            "https://docs.docker.com/go/dockerfile/rule/from-platform-flag-const-disallowed/"
-        );
-        assert_eq!(
-            SECRETS_USED_IN_ARG_OR_ENV.url(),
-            "https://docs.docker.com/go/dockerfile/rule/secrets-used-in-arg-or-env/"
-        );
+    fn urls_are_the_documented_ones() {
+        let slugs = [
+            "stage-name-casing",
+            "from-as-casing",
+            "no-empty-continuation",
+            "consistent-instruction-casing",
+            "duplicate-stage-name",
+            "reserved-stage-name",
+            "json-args-recommended",
+            "maintainer-deprecated",
+            "undefined-arg-in-from",
+            "workdir-relative-path",
+            "undefined-var",
+            "multiple-instructions-disallowed",
+            "legacy-key-value-format",
+            "redundant-target-platform",
+            "secrets-used-in-arg-or-env",
+            "invalid-default-arg-in-from",
+            "from-platform-flag-const-disallowed",
+            "copy-ignored-file",
+            "expose-proto-casing",
+            "expose-invalid-format",
+        ];
+        let buildkit: Vec<String> = ALL.iter().filter(|r| !r.kiln).map(Rule::url).collect();
+        let expected: Vec<String> = slugs
+            .iter()
+            .map(|s| format!("https://docs.docker.com/go/dockerfile/rule/{s}/"))
+            .collect();
+        assert_eq!(buildkit, expected);
         assert_eq!(RUN_RECURSIVE_OWNERSHIP.url(), "");
     }
 }

@@ -14,8 +14,10 @@ pub(super) fn check(input: &Input<'_>) -> Vec<Hit> {
     let mut hits = empty_continuations(input);
     hits.extend(instruction_casing(input));
     hits.extend(stage_names(input));
+    let mut in_stage = false;
     for command in &input.commands {
-        hits.extend(per_command(command));
+        in_stage |= matches!(command.instruction, Instruction::From(_));
+        hits.extend(per_command(command, in_stage));
     }
     for stage in split_stages(&input.commands) {
         hits.extend(stage.checks());
@@ -160,8 +162,9 @@ fn from_as_casing(source: &str, node: &Node, span: Span) -> Option<Hit> {
     (!matches).then(|| Hit::new(rules::FROM_AS_CASING, msg, span))
 }
 
-/// Checks that look at one instruction alone.
-fn per_command(command: &Command) -> Vec<Hit> {
+/// Checks that look at one instruction alone; `in_stage` is false for the ARGs before the
+/// first FROM, which BuildKit does not check for secrets.
+fn per_command(command: &Command, in_stage: bool) -> Vec<Hit> {
     let span = command.span;
     match &command.instruction {
         Instruction::Maintainer(_) => {
@@ -186,7 +189,7 @@ fn per_command(command: &Command) -> Vec<Hit> {
             }
             hits
         }
-        Instruction::Arg(arg) => arg
+        Instruction::Arg(arg) if in_stage => arg
             .args
             .iter()
             .filter_map(|a| secret("ARG", &a.name.value, span))

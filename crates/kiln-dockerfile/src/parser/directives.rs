@@ -44,13 +44,14 @@ impl DirectiveScanner {
 
     /// Looks at one line (already stripped of leading blanks, starting at `offset` in the
     /// line's text); the first line that is not a known directive ends the directive block.
-    pub fn scan(&mut self, line: &RawLine<'_>, text: &str, offset: usize) -> Result<()> {
+    /// Returns whether the line was a directive.
+    pub fn scan(&mut self, line: &RawLine<'_>, text: &str, offset: usize) -> Result<bool> {
         if self.done {
-            return Ok(());
+            return Ok(false);
         }
         let Some(candidate) = match_directive(text) else {
             self.done = true;
-            return Ok(());
+            return Ok(false);
         };
         let key = match candidate.name.as_str() {
             "syntax" => "syntax",
@@ -58,7 +59,7 @@ impl DirectiveScanner {
             "check" => "check",
             _ => {
                 self.done = true;
-                return Ok(());
+                return Ok(false);
             }
         };
         let start = line.start + offset + candidate.value_start;
@@ -73,7 +74,7 @@ impl DirectiveScanner {
             ));
         }
         self.seen.push(key);
-        self.apply(key, candidate.value, span)
+        self.apply(key, candidate.value, span).map(|()| true)
     }
 
     fn apply(&mut self, key: &str, value: &str, span: Span) -> Result<()> {

@@ -72,6 +72,7 @@ impl LineParser<'_> {
             heredocs: Vec::new(),
             next: parsed.next,
             original: full.to_owned(),
+            comments: Vec::new(),
             span: self.logical.span(start, end),
             start_line: 0,
             end_line: 0,

@@ -1,5 +1,5 @@
 //! Variable expansion per instruction, where BuildKit expands: ENV, LABEL, ARG defaults, ADD/COPY
-//! (sources, destination, --chown, --chmod, --checksum, --exclude, heredoc bodies), WORKDIR,
+//! (sources, destination, --chown, --chmod, --checksum, heredoc bodies), WORKDIR,
 //! USER, EXPOSE, VOLUME, STOPSIGNAL and RUN --mount options; FROM with the global ARGs only.
 //! Every substitution in one instruction sees the variables from before it, except ARG, whose
 //! names take effect one after the other.
@@ -17,10 +17,13 @@ use crate::{Error, Result};
 use super::scope::{Expander, Scope};
 use super::{Base, Expanded, Stage, StageOptions, resolve};
 
+/// ARGs BuildKit reads itself and never exposes as variables.
+const NON_ENV_ARGS: &[&str] = &["BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"];
+
 /// What expanding one stage needs to know.
 pub struct Ctx<'a> {
     pub lexer: &'a Lexer,
-    /// For heredoc bodies: quotes are kept as written.
+    /// For heredoc bodies (escape `\\` whatever the directive says).
     pub heredoc_lexer: &'a Lexer,
     pub global: &'a [(String, String)],
     pub build_args: &'a BTreeMap<String, String>,
@@ -132,7 +135,9 @@ fn expand_platform(ex: &mut Expander<'_>, p: &mut Spanned<String>) -> Result<()>
             p.span,
         ));
     }
-    if super::Platform::parse(&p.value).is_none() {
+    // containerd also accepts a lone OS or architecture (`linux`, `arm64`).
+    let parts: Vec<&str> = p.value.split('/').collect();
+    if parts.len() > 3 || parts.iter().any(|s| s.is_empty()) {
         let msg = format!(
             "failed to parse platform {raw}: {:?}: unknown operating system or architecture",
             p.value
@@ -175,7 +180,10 @@ fn command(ctx: &Ctx<'_>, scope: &mut Scope, mut command: Command) -> Result<Exp
         }
         Instruction::Add(a) => {
             transfer(ctx, &mut ex, &mut a.transfer)?;
-            a.checksum.as_mut().map(|c| ex.spanned(c)).transpose()?;
+            if let Some(checksum) = &mut a.checksum {
+                ex.spanned(checksum)?;
+                check_checksum(checksum, &a.transfer)?;
+            }
         }
         Instruction::Workdir(w) => ex.spanned(&mut w.path)?,
         Instruction::User(u) => ex.spanned(&mut u.user)?,
@@ -231,7 +239,11 @@ fn stage_arg(ctx: &Ctx<'_>, scope: &mut Scope, arg: &mut Arg) -> Result<BTreeSet
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.clone()),
         };
-        if let Some(v) = &decl.value {
+        if let Some(v) = decl
+            .value
+            .as_ref()
+            .filter(|_| !NON_ENV_ARGS.contains(&name.as_str()))
+        {
             scope.set(&name, v);
         }
         scope.args.push((name, decl.value.clone()));
@@ -246,14 +258,48 @@ fn transfer(ctx: &Ctx<'_>, ex: &mut Expander<'_>, t: &mut Transfer) -> Result<()
     if let Some(chmod) = &mut t.chmod {
         expand_chmod(ex, chmod)?;
     }
-    for s in t.sources.iter_mut().chain(t.excludes.iter_mut()) {
+    // BuildKit leaves --exclude patterns unexpanded.
+    for s in &mut t.sources {
         ex.spanned(s)?;
     }
     ex.spanned(&mut t.dest)?;
     for inline in t.inline_sources.iter_mut().filter(|i| i.expand) {
-        inline.content = ex.word_with(ctx.heredoc_lexer, &inline.content, inline.span)?;
+        let body = literal_quotes(&inline.content);
+        inline.content = ex.word_with(ctx.heredoc_lexer, &body, inline.span)?;
     }
     Ok(())
+}
+
+/// Escapes unescaped quotes so the lexer takes them literally: BuildKit expands heredoc bodies
+/// with quote processing off (`SkipProcessQuotes`), so `'$HOME'` expands there.
+fn literal_quotes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                out.push(c);
+                out.extend(chars.next());
+            }
+            '\'' | '"' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// `ADD --checksum`: a valid digest, for a single HTTP(S) source (as BuildKit requires).
+fn check_checksum(checksum: &Spanned<String>, t: &Transfer) -> Result<()> {
+    instructions::check_digest(&checksum.value).map_err(|m| Error::new(m, checksum.span))?;
+    let message = match t.sources.as_slice() {
+        [s] if s.value.starts_with("http://") || s.value.starts_with("https://") => return Ok(()),
+        [_] => "checksum can't be specified for non-HTTP(S) sources",
+        _ => "checksum can't be specified for multiple sources",
+    };
+    Err(Error::new(message, checksum.span))
 }
 
 fn expand_chmod(ex: &mut Expander<'_>, chmod: &mut Typed<Chmod>) -> Result<()> {

@@ -150,7 +150,7 @@ pub fn stages(
         .or_else(|| names.last().cloned().flatten())
         .unwrap_or_default();
     let lexer = Lexer::new(ast.directives.escape);
-    let heredoc_lexer = Lexer::new('\\').raw_quotes(true);
+    let heredoc_lexer = Lexer::new('\\');
     let mut global = automatic_args(&opts.target_platform, &opts.build_platform, &target_stage);
     for (k, v) in global.iter_mut() {
         if let Some(over) = build_args.get(k.as_str()) {

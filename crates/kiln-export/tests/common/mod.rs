@@ -255,3 +255,64 @@ pub fn assert_store_consistent(t: &TempStore) {
         "temp files left in ingest/: {leftovers:?}"
     );
 }
+
+pub const TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+pub const ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+
+/// An OCI image layout tar of one image whose layer blobs are `blobs`
+/// (content, media type) and whose config lists the diff IDs of `tars`,
+/// named `docker.io/lab/oci:1`. With `repo_tag`, a docker 25+ style
+/// `manifest.json` is added. Returns the archive and the manifest digest.
+pub fn oci_layout_archive(
+    blobs: &[(Vec<u8>, &str)],
+    tars: &[Vec<u8>],
+    repo_tag: Option<&str>,
+) -> (Vec<u8>, Digest) {
+    let config = config_json(tars);
+    let config_d = sha256_digest(&config);
+    let path = |d: &Digest| format!("blobs/sha256/{}", d.digest());
+    let layer_descs: Vec<_> = blobs
+        .iter()
+        .map(|(b, media)| json!({"mediaType": media, "digest": sha256_digest(b).to_string(), "size": b.len()}))
+        .collect();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_d.to_string(), "size": config.len()},
+        "layers": layer_descs,
+    }))
+    .unwrap();
+    let manifest_d = sha256_digest(&manifest);
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest_d.to_string(),
+            "size": manifest.len(),
+            "annotations": {"io.containerd.image.name": "docker.io/lab/oci:1", "org.opencontainers.image.ref.name": "1"},
+        }],
+    }))
+    .unwrap();
+    let mut members: Vec<(String, Vec<u8>)> = blobs
+        .iter()
+        .map(|(b, _)| (path(&sha256_digest(b)), b.clone()))
+        .collect();
+    members.push((path(&config_d), config));
+    members.push((path(&manifest_d), manifest));
+    members.push(("index.json".into(), index));
+    members.push((
+        "oci-layout".into(),
+        br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+    ));
+    if let Some(tag) = repo_tag {
+        let entry = json!([{
+            "Config": path(&config_d),
+            "RepoTags": [tag],
+            "Layers": blobs.iter().map(|(b, _)| path(&sha256_digest(b))).collect::<Vec<_>>(),
+        }]);
+        members.push(("manifest.json".into(), serde_json::to_vec(&entry).unwrap()));
+    }
+    let refs: Vec<(&str, &[u8])> = members.iter().map(|(p, d)| (p.as_str(), &d[..])).collect();
+    (archive(&refs), manifest_d)
+}

@@ -61,8 +61,33 @@ pub fn build_diff_dir(root: &Path) {
     mknod(&p("dev/null"), FileType::CharacterDevice, 1, 3);
     mknod(&p("dev/loop9"), FileType::BlockDevice, 7, 9);
     mknod(&p("dev/pipe"), FileType::Fifo, 0, 0);
+    mknod(&p("dev/big-minor"), FileType::CharacterDevice, 300, 70_000);
+    // Names and values that need PAX records: non-ASCII, long link target,
+    // and an mtime too large for the octal field.
+    fs::write(p("ünïcode-ß"), b"u").unwrap();
+    symlink("t".repeat(150), p("long-target")).unwrap();
+    fs::write(p("far-future"), b"f").unwrap();
     normalise_modes(root);
     set_all_mtimes(root);
+    set_mtime(&p("far-future"), 10_000_000_000);
+}
+
+fn set_mtime(path: &Path, secs: i64) {
+    let ts = Timespec {
+        tv_sec: secs,
+        tv_nsec: 0,
+    };
+    let times = Timestamps {
+        last_access: ts,
+        last_modification: ts,
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        path,
+        &times,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .unwrap();
 }
 
 /// Modes independent of the umask, so the tree (and its tar) is the same on
@@ -100,25 +125,11 @@ pub fn mknod(path: &Path, ft: FileType, major: u32, minor: u32) {
 
 /// Gives every entry under `root` (and `root`) a fixed mtime, children first.
 pub fn set_all_mtimes(root: &Path) {
-    let ts = Timespec {
-        tv_sec: MTIME,
-        tv_nsec: 0,
-    };
-    let times = Timestamps {
-        last_access: ts,
-        last_modification: ts,
-    };
     let mut paths = Vec::new();
     collect(root, &mut paths);
     paths.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
     for p in paths {
-        rustix::fs::utimensat(
-            rustix::fs::CWD,
-            &p,
-            &times,
-            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .unwrap();
+        set_mtime(&p, MTIME);
     }
 }
 

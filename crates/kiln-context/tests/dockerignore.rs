@@ -1,0 +1,157 @@
+//! `.dockerignore` table tests from moby's documented behaviour.
+
+use std::fs;
+
+use kiln_context::{Error, IgnoreMatcher};
+
+fn excluded(rules: &str, path: &str) -> bool {
+    IgnoreMatcher::parse(rules)
+        .unwrap_or_else(|e| panic!("rules {rules:?} failed to parse: {e}"))
+        .is_excluded(path)
+}
+
+#[test]
+fn table() {
+    let cases: &[(&str, &str, bool)] = &[
+        // Plain names, and the parent-directory rule.
+        ("docs", "docs", true),
+        ("docs", "docs/readme.md", true),
+        ("docs", "docs/a/b/c", true),
+        ("docs", "mydocs", false),
+        ("docs", "other/docs", false),
+        ("docs/", "docs/x", true),
+        ("/docs", "docs/x", true),
+        ("./docs", "docs", true),
+        ("a/../docs", "docs", true),
+        // `*` and `?` stay within one component.
+        ("*", "anything", true),
+        ("*", "dir/file", true),
+        ("*.go", "main.go", true),
+        ("*.go", "pkg/main.go", false),
+        ("*/temp*", "somedir/temporary.txt", true),
+        ("*/temp*", "temp.txt", false),
+        ("*/*/temp*", "a/b/temp.txt", true),
+        ("*/*/temp*", "a/temp.txt", false),
+        ("temp?", "temp1", true),
+        ("temp?", "temp12", false),
+        ("temp?", "temp", false),
+        // `**` spans any number of directories, including none.
+        ("**/*.go", "main.go", true),
+        ("**/*.go", "a/b/c.go", true),
+        ("**/foo", "foo", true),
+        ("**/foo", "x/y/foo", true),
+        ("**/foo", "afoo", false),
+        ("**foo", "barfoo", true),
+        ("a/**", "a/b", true),
+        ("a/**", "a/b/c", true),
+        ("a/**", "ab", false),
+        ("a/**/b", "a/b", true),
+        ("a/**/b", "a/x/y/b", true),
+        ("a/**/b", "a/x/c", false),
+        ("**", "x/y", true),
+        // Classes, negation, ranges, escapes; regex specials are literal.
+        ("[a-c]*", "banana", true),
+        ("[a-c]*", "date", false),
+        ("[^a-c]*", "date", true),
+        ("[^a-c]*", "apple", false),
+        ("file\\*", "file*", true),
+        ("file\\*", "filex", false),
+        ("a.b", "axb", false),
+        ("a.b", "a.b", true),
+        ("a+(b)", "a+(b)", true),
+        ("x{1}$", "x{1}$", true),
+        // Comments only in column 0; whitespace is trimmed.
+        ("# docs", "# docs", false),
+        ("# docs", "docs", false),
+        ("  #hash  ", "#hash", true),
+        ("  spaced  ", "spaced", true),
+        ("\u{feff}bom", "bom", true),
+        ("crlf\r\nother", "crlf", true),
+        ("", "anything", false),
+        // Last match wins; `!` re-includes.
+        ("*.md\n!README.md", "README.md", false),
+        ("*.md\n!README.md", "CHANGES.md", true),
+        ("*.md\n!README*.md\nREADME-secret.md", "README-secret.md", true),
+        ("*.md\n!README*.md\nREADME-secret.md", "README-public.md", false),
+        ("!README.md\n*.md", "README.md", true),
+        ("**\n!keep", "keep", false),
+        ("**\n!keep", "drop", true),
+        ("! /spaced", "spaced", false),
+        // Exceptions under an excluded directory.
+        ("dir\n!dir/keep", "dir/keep", false),
+        ("dir\n!dir/keep", "dir/keep/inner", false),
+        ("dir\n!dir/keep", "dir/other", true),
+        ("dir\n!dir/keep", "dir", true),
+        // BuildKit prunes `dir`: a wildcard exception cannot reach into it.
+        ("dir\n!*/keep", "dir/keep", true),
+        // Patterns that never match relative paths.
+        ("/", "x", false),
+        (".", "x", false),
+        ("../x", "x", false),
+    ];
+    let mut failures = Vec::new();
+    for &(rules, path, want) in cases {
+        if excluded(rules, path) != want {
+            failures.push(format!("{rules:?} on {path:?}: expected excluded={want}"));
+        }
+    }
+    assert!(failures.is_empty(), "mismatches:\n{}", failures.join("\n"));
+}
+
+/// BuildKit matches with parent results: a pattern skipped at the parent is
+/// later tested against the child path alone, not its ancestors.
+#[test]
+fn parent_results_semantics() {
+    assert!(excluded("d/x\n!d", "d/x"));
+    assert!(!excluded("d/x\n!d", "d"));
+}
+
+#[test]
+fn may_contain_included_uses_exception_prefixes() {
+    let m = IgnoreMatcher::parse("dir\n!dir/sub/keep\nother").unwrap();
+    assert!(m.may_contain_included("dir"));
+    assert!(m.may_contain_included("dir/sub"));
+    assert!(!m.may_contain_included("other"));
+    assert!(!m.may_contain_included("di"));
+    let no_exceptions = IgnoreMatcher::parse("dir").unwrap();
+    assert!(!no_exceptions.may_contain_included("dir"));
+}
+
+#[test]
+fn malformed_patterns_are_errors() {
+    assert!(matches!(IgnoreMatcher::parse("!"), Err(Error::IllegalExclusion)));
+    assert!(matches!(IgnoreMatcher::parse("  !  "), Err(Error::IllegalExclusion)));
+    for bad in ["[", "a[b", "x\\", "[]a]", "[z-]"] {
+        assert!(
+            matches!(IgnoreMatcher::parse(bad), Err(Error::BadIgnorePattern { .. })),
+            "{bad:?} must be rejected"
+        );
+    }
+}
+
+#[test]
+fn dockerfile_specific_ignore_wins() {
+    let ctx = tempfile::tempdir().unwrap();
+    fs::create_dir(ctx.path().join("build")).unwrap();
+    fs::write(ctx.path().join(".dockerignore"), "from-context\n").unwrap();
+    fs::write(ctx.path().join("build/app.Dockerfile.dockerignore"), "from-dockerfile\n").unwrap();
+    let specific =
+        IgnoreMatcher::from_context(ctx.path(), &ctx.path().join("build/app.Dockerfile")).unwrap();
+    assert!(specific.is_excluded("from-dockerfile"));
+    assert!(!specific.is_excluded("from-context"));
+    let plain = IgnoreMatcher::from_context(ctx.path(), &ctx.path().join("Dockerfile")).unwrap();
+    assert!(plain.is_excluded("from-context"));
+    assert!(!plain.is_excluded("from-dockerfile"));
+}
+
+#[test]
+fn dockerignore_symlink_outside_context_is_not_followed() {
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("rules"), "secret\n").unwrap();
+    let ctx = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path().join("rules"), ctx.path().join(".dockerignore"))
+        .unwrap();
+    let m = IgnoreMatcher::from_context(ctx.path(), &ctx.path().join("Dockerfile")).unwrap();
+    assert!(m.is_empty(), "rules from outside the context were read");
+    assert!(!m.is_excluded("secret"));
+}

@@ -1,0 +1,113 @@
+//! `docker build - < ctx.tar`: safe unpacking into a private directory.
+
+use std::io::Write;
+
+use kiln_context::{Context, Error};
+use tar::{EntryType, Header};
+
+/// Appends an entry with a raw (unvalidated) name, as a hostile archive would.
+fn raw_entry(
+    builder: &mut tar::Builder<Vec<u8>>,
+    name: &str,
+    kind: EntryType,
+    link: &str,
+    data: &[u8],
+) {
+    let mut header = Header::new_ustar();
+    let old = header.as_old_mut();
+    old.name[..name.len()].copy_from_slice(name.as_bytes());
+    old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+    header.set_entry_type(kind);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(1_700_000_000);
+    header.set_size(data.len() as u64);
+    header.set_cksum();
+    builder.append(&header, data).unwrap();
+}
+
+fn archive(entries: &[(&str, EntryType, &str, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for &(name, kind, link, data) in entries {
+        raw_entry(&mut builder, name, kind, link, data);
+    }
+    builder.into_inner().unwrap()
+}
+
+fn unsafe_reason(result: Result<Context, Error>) -> &'static str {
+    match result {
+        Err(Error::UnsafeTarEntry { reason, .. }) => reason,
+        other => panic!("expected an unsafe-entry error, got {other:?}"),
+    }
+}
+
+#[test]
+fn parent_dir_entries_are_rejected() {
+    let outside = tempfile::tempdir().unwrap();
+    let name = "../../../../../../../../../../../..".to_owned()
+        + outside.path().join("evil").to_str().unwrap();
+    let tar = archive(&[("ok", EntryType::Regular, "", b"x"), (&name, EntryType::Regular, "", b"pwned")]);
+    assert_eq!(unsafe_reason(Context::from_tar(&tar[..], "Dockerfile")), "path contains `..`");
+    assert!(!outside.path().join("evil").exists());
+    let inner = archive(&[("a/../../b", EntryType::Regular, "", b"x")]);
+    assert_eq!(unsafe_reason(Context::from_tar(&inner[..], "Dockerfile")), "path contains `..`");
+}
+
+#[test]
+fn writing_through_a_symlink_is_rejected() {
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().to_str().unwrap().to_owned();
+    let tar = archive(&[
+        ("link", EntryType::Symlink, &target, b""),
+        ("link/pwned", EntryType::Regular, "", b"pwned"),
+    ]);
+    assert_eq!(
+        unsafe_reason(Context::from_tar(&tar[..], "Dockerfile")),
+        "parent is not a directory"
+    );
+    assert!(!outside.path().join("pwned").exists());
+}
+
+#[test]
+fn hard_links_cannot_point_outside() {
+    let tar = archive(&[("h", EntryType::Link, "../../etc/passwd", b"")]);
+    assert_eq!(unsafe_reason(Context::from_tar(&tar[..], "Dockerfile")), "path contains `..`");
+}
+
+#[test]
+fn valid_archive_unpacks_with_ignore_rules() {
+    let tar = archive(&[
+        ("/Dockerfile", EntryType::Regular, "", b"FROM scratch\n"),
+        ("./.dockerignore", EntryType::Regular, "", b"**/*.log\n"),
+        ("src/", EntryType::Directory, "", b""),
+        ("src/main.c", EntryType::Regular, "", b"int main;"),
+        ("src/debug.log", EntryType::Regular, "", b"noise"),
+        ("src/alias", EntryType::Symlink, "main.c", b""),
+        ("src/hard", EntryType::Link, "src/main.c", b""),
+    ]);
+    let ctx = Context::from_tar(&tar[..], "Dockerfile").unwrap();
+    let root = ctx.root().to_path_buf();
+    assert_eq!(std::fs::read_to_string(root.join("src/main.c")).unwrap(), "int main;");
+    assert_eq!(std::fs::read_to_string(root.join("src/hard")).unwrap(), "int main;");
+    assert_eq!(std::fs::read_link(root.join("src/alias")).unwrap().to_str(), Some("main.c"));
+    assert!(matches!(ctx.select("src/debug.log"), Err(Error::NotFound { .. })));
+    assert_eq!(ctx.select("src/alias").unwrap()[0].resolved, "src/main.c");
+    drop(ctx);
+    assert!(!root.exists(), "the private directory must be removed on drop");
+}
+
+#[test]
+fn gzip_archives_are_detected() {
+    let tar = archive(&[("f", EntryType::Regular, "", b"zipped")]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    let ctx = Context::from_tar(&gz.finish().unwrap()[..], "Dockerfile").unwrap();
+    assert_eq!(std::fs::read_to_string(ctx.root().join("f")).unwrap(), "zipped");
+}
+
+#[test]
+fn garbage_is_an_error_not_a_panic() {
+    let result = Context::from_tar(&b"definitely not a tar archive, just some bytes here"[..], "Dockerfile");
+    assert!(result.is_err() || result.is_ok_and(|c| c.select("*").is_err()));
+}
