@@ -15,7 +15,7 @@ pub fn run(args: &LintArgs) -> anyhow::Result<ExitCode> {
         build_args: build_args(&args.dockerfile.build_args)?,
         context: Some(args.dockerfile.context.clone()),
         dockerfile: source.path.clone(),
-        dockerignore: None,
+        ..LintOptions::default()
     };
     let report = lint(&source.text, &opts).map_err(|err| match err {
         LintError::Dockerfile(e) => source.error(&e),
