@@ -24,7 +24,7 @@ fi
 # Base rootfs tarballs, made offline by the conformance kit's script and cached across runs.
 BASES=${KILN_TEST_BASES:-/var/cache/kiln-test/bases}
 SHARED=${KILN_SHARED:-$(cd .. && pwd)/shared}
-if [ ! -f "$BASES/busybox.tar" ]; then
-  echo "setup: making base rootfs into $BASES"
-  bash "$SHARED/conformance/make-bases.sh" "$BASES" busybox >/dev/null
+if [ ! -f "$BASES/busybox.tar" ] || [ ! -f "$BASES/gcc12.tar" ]; then
+  echo "setup: making base rootfs into $BASES (debootstrap: a few minutes, once)"
+  bash "$SHARED/conformance/make-bases.sh" "$BASES" >/dev/null
 fi

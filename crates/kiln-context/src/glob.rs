@@ -7,7 +7,10 @@ enum Token {
     Literal(char),
     AnyChar,
     AnySeq,
-    Class { negated: bool, ranges: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
 }
 
 /// A validated `filepath.Match` pattern.
@@ -51,9 +54,7 @@ impl Glob {
     }
 }
 
-fn parse_class(
-    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
-) -> Result<Token, BadPattern> {
+fn parse_class(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Result<Token, BadPattern> {
     let negated = chars.next_if_eq(&'^').is_some();
     let mut ranges = Vec::new();
     loop {
@@ -171,8 +172,14 @@ mod tests {
         for (pattern, name, want) in ok {
             assert_eq!(m(pattern, name), Ok(want), "Match({pattern:?}, {name:?})");
         }
-        for bad in ["[]a]", "[-]", "[x-]", "[-x]", "\\", "[a-b-c]", "[", "[^", "[^bc", "a[", "*x\\"] {
-            assert_eq!(m(bad, "x"), Err(BadPattern), "pattern {bad:?} must be rejected");
+        for bad in [
+            "[]a]", "[-]", "[x-]", "[-x]", "\\", "[a-b-c]", "[", "[^", "[^bc", "a[", "*x\\",
+        ] {
+            assert_eq!(
+                m(bad, "x"),
+                Err(BadPattern),
+                "pattern {bad:?} must be rejected"
+            );
         }
     }
 }

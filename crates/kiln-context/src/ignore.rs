@@ -34,7 +34,7 @@ struct Pattern {
 /// down a walk exactly like `patternmatcher.MatchInfo`. Empty means "no
 /// parent information" (entries directly under the root).
 #[derive(Debug, Clone, Default)]
-pub struct MatchState {
+pub(crate) struct MatchState {
     parent_matched: Vec<bool>,
 }
 
@@ -125,7 +125,7 @@ impl IgnoreMatcher {
 
     /// Matches `path` given its parent's state (moby's
     /// `MatchesUsingParentResults`); returns exclusion and the child state.
-    pub fn match_child(&self, path: &str, parent: &MatchState) -> (bool, MatchState) {
+    pub(crate) fn match_child(&self, path: &str, parent: &MatchState) -> (bool, MatchState) {
         let inherited = &parent.parent_matched;
         let mut excluded = false;
         let mut state = vec![false; self.patterns.len()];
@@ -143,7 +143,12 @@ impl IgnoreMatcher {
                 excluded = !pattern.exclusion;
             }
         }
-        (excluded, MatchState { parent_matched: state })
+        (
+            excluded,
+            MatchState {
+                parent_matched: state,
+            },
+        )
     }
 
     fn push(&mut self, raw: &str) -> Result<()> {
@@ -209,90 +214,113 @@ impl Pattern {
 
     /// moby's parent-directory rule: the pattern matches any ancestor.
     fn matches_parent_of(&self, path: &str) -> bool {
-        path.match_indices('/').any(|(i, _)| self.matches(&path[..i]))
+        path.match_indices('/')
+            .any(|(i, _)| self.matches(&path[..i]))
     }
 }
 
 /// Classifies and compiles a cleaned pattern the way moby's `compile` does.
 fn compile(text: &str) -> Result<Test> {
-    let bad = || Error::BadIgnorePattern {
-        pattern: text.to_owned(),
+    let mut t = Translator {
+        chars: text.chars().collect(),
+        pos: 0,
+        re: String::from("^"),
+        kind: Kind::Exact,
     };
-    let chars: Vec<char> = text.chars().collect();
-    let mut re = String::from("^");
-    let mut kind = Kind::Exact;
-    let mut i = 0;
-    let mut step = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        i += 1;
-        match c {
-            '*' if chars.get(i) == Some(&'*') => {
-                i += 1;
-                if chars.get(i) == Some(&'/') {
-                    i += 1;
-                }
-                if i == chars.len() {
-                    if kind == Kind::Exact {
-                        kind = Kind::Prefix;
-                    } else {
-                        re.push_str(".*");
-                        kind = Kind::Regex;
-                    }
-                } else {
-                    re.push_str("(.*/)?");
-                    kind = Kind::Regex;
-                }
-                if step == 0 {
-                    kind = Kind::Suffix;
-                }
-            }
-            '*' => {
-                re.push_str("[^/]*");
-                kind = Kind::Regex;
-            }
-            '?' => {
-                re.push_str("[^/]");
-                kind = Kind::Regex;
-            }
-            '.' | '+' | '(' | ')' | '|' | '{' | '}' | '$' => {
-                re.push('\\');
-                re.push(c);
-            }
-            '\\' => match chars.get(i) {
-                Some(&next) => {
-                    i += 1;
-                    re.push('\\');
-                    re.push(next);
-                    kind = Kind::Regex;
-                }
-                None => re.push_str("\\\\"),
-            },
-            '[' | ']' => {
-                re.push(c);
-                kind = Kind::Regex;
-            }
-            other => re.push(other),
-        }
-        step += 1;
+    let mut first = true;
+    while let Some(c) = t.chars.get(t.pos).copied() {
+        t.pos += 1;
+        t.token(c, first);
+        first = false;
     }
-    Ok(match kind {
+    Ok(match t.kind {
         Kind::Exact => Test::Exact,
         Kind::Prefix => Test::Prefix(text[..text.len() - 2].to_owned()),
         Kind::Suffix => Test::Suffix(text[2..].to_owned()),
         Kind::Regex => {
-            re.push('$');
-            Test::Regex(Regex::new(&re).map_err(|_| bad())?)
+            t.re.push('$');
+            let re = Regex::new(&t.re).map_err(|_| Error::BadIgnorePattern {
+                pattern: text.to_owned(),
+            })?;
+            Test::Regex(re)
         }
     })
 }
 
+/// Which of moby's match strategies a pattern needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Exact,
     Prefix,
     Suffix,
     Regex,
+}
+
+/// Pattern-to-regex translation state.
+struct Translator {
+    chars: Vec<char>,
+    pos: usize,
+    re: String,
+    kind: Kind,
+}
+
+impl Translator {
+    fn peek(&self) -> Option<char> {
+        self.chars.get(self.pos).copied()
+    }
+
+    fn token(&mut self, c: char, first: bool) {
+        match c {
+            '*' if self.peek() == Some('*') => self.double_star(first),
+            '*' => self.wildcard("[^/]*"),
+            '?' => self.wildcard("[^/]"),
+            // Regex metacharacters with no meaning in `filepath.Match`.
+            '.' | '+' | '(' | ')' | '|' | '{' | '}' | '$' => {
+                self.re.push('\\');
+                self.re.push(c);
+            }
+            '\\' => self.escape(),
+            '[' | ']' => {
+                self.re.push(c);
+                self.kind = Kind::Regex;
+            }
+            other => self.re.push(other),
+        }
+    }
+
+    fn wildcard(&mut self, re: &str) {
+        self.re.push_str(re);
+        self.kind = Kind::Regex;
+    }
+
+    /// `\x` matches `x` literally; a trailing `\` was rejected by validation.
+    fn escape(&mut self) {
+        self.re.push('\\');
+        if let Some(next) = self.peek() {
+            self.pos += 1;
+            self.re.push(next);
+            self.kind = Kind::Regex;
+        }
+    }
+
+    /// `**` (with an optional following `/`) spans directories; at the end
+    /// it accepts everything, at the start it becomes a suffix test.
+    fn double_star(&mut self, first: bool) {
+        self.pos += 1;
+        if self.peek() == Some('/') {
+            self.pos += 1;
+        }
+        if self.peek().is_some() {
+            self.wildcard("(.*/)?");
+        } else if self.kind == Kind::Exact {
+            self.kind = Kind::Prefix;
+        } else {
+            self.wildcard(".*");
+        }
+        if first {
+            self.kind = Kind::Suffix;
+        }
+    }
 }
 
 fn read_dockerfile_ignore(context: &Path, dockerfile: &Path) -> Result<Option<String>> {
@@ -308,8 +336,8 @@ fn read_dockerfile_ignore(context: &Path, dockerfile: &Path) -> Result<Option<St
         };
         return read_in_root(context, rel);
     }
-    match fs::read_to_string(&candidate) {
-        Ok(text) => Ok(Some(text)),
+    match fs::read(&candidate) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_err("reading", &candidate)(e)),
     }
@@ -323,8 +351,8 @@ fn read_in_root(root: &Path, rel: &str) -> Result<Option<String>> {
     };
     let path = root.join(&resolved);
     match fs::symlink_metadata(&path) {
-        Ok(meta) if meta.is_file() => fs::read_to_string(&path)
-            .map(Some)
+        Ok(meta) if meta.is_file() => fs::read(&path)
+            .map(|bytes| Some(String::from_utf8_lossy(&bytes).into_owned()))
             .map_err(io_err("reading", &path)),
         _ => Ok(None),
     }

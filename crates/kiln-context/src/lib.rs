@@ -20,12 +20,12 @@ mod walk;
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 pub use error::{Error, Result};
 pub use hash::{CacheStats, HashCache};
-pub use ignore::{IgnoreMatcher, MatchState};
+pub use ignore::IgnoreMatcher;
 pub use select::Selected;
 pub use walk::{Entry, FileKind};
 
@@ -62,14 +62,22 @@ impl Context {
     pub fn from_tar(reader: impl Read, dockerfile: &str) -> Result<Self> {
         let tmp = tempfile::Builder::new()
             .prefix("kiln-context-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir()
             .map_err(io_err("creating", &std::env::temp_dir()))?;
-        tar::unpack(reader, tmp.path())?;
-        let root = tmp
-            .path()
+        // The private temp dir keeps the data private; the root inside it gets
+        // an ordinary directory mode, since its metadata enters checksums.
+        let unpacked = tmp.path().join("context");
+        std::fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&unpacked)
+            .map_err(io_err("creating", &unpacked))?;
+        tar::unpack(reader, &unpacked)?;
+        let root = unpacked
             .canonicalize()
-            .map_err(io_err("resolving", tmp.path()))?;
-        let dockerfile = root.join(clean::clean(dockerfile).trim_start_matches('/'));
+            .map_err(io_err("resolving", &unpacked))?;
+        let inside = clean::clean(&format!("/{dockerfile}"));
+        let dockerfile = root.join(inside.trim_start_matches('/'));
         let matcher = IgnoreMatcher::from_context(&root, &dockerfile)?;
         Ok(Self {
             root,
@@ -88,8 +96,11 @@ impl Context {
         &self.matcher
     }
 
-    /// Expands one COPY/ADD source. A source that matches nothing fails with
-    /// [`Error::NotFound`], worded like BuildKit.
+    /// Expands one COPY/ADD source. A literal source that does not exist, or a
+    /// wildcard below a subdirectory that matches nothing, fails with
+    /// [`Error::NotFound`] worded like BuildKit; a wildcard directly under the
+    /// root that matches nothing yields an empty list, as BuildKit's
+    /// `AllowEmptyWildcard` copies nothing then.
     pub fn select(&self, pattern: &str) -> Result<Vec<Selected>> {
         select::select(&self.root, &|p, is_dir| self.visible(p, is_dir), pattern)
     }

@@ -1,7 +1,8 @@
 //! COPY/ADD source selection with BuildKit's rules: the path is cleaned
 //! against `/` (so `..` cannot escape), the literal prefix is resolved with
 //! symlinks followed inside the context, remaining components are matched
-//! with `filepath.Match` per component, and each match is followed.
+//! with `filepath.Match` per component, and each match is followed. A
+//! missing literal source is an error; see [`select`] for empty wildcards.
 
 use std::path::Path;
 
@@ -32,7 +33,10 @@ impl Selected {
     }
 }
 
-/// Selects sources for `pattern` under `root`; see the module docs.
+/// Selects sources for `pattern` under `root`; see the module docs. A
+/// wildcard that matches nothing yields an empty list when its literal
+/// prefix is the context root (`COPY requirements.* .` succeeds in BuildKit)
+/// and [`Error::NotFound`] otherwise.
 pub(crate) fn select(root: &Path, visible: &Visible<'_>, pattern: &str) -> Result<Vec<Selected>> {
     let cleaned = clean(&format!("/{pattern}"));
     let shown = cleaned.trim_start_matches('/').to_owned();
@@ -53,14 +57,18 @@ pub(crate) fn select(root: &Path, visible: &Visible<'_>, pattern: &str) -> Resul
         })?;
     let prefix = parts[..first_glob].join("/");
     let base = resolve_in_root(root, &prefix, true, visible)?.ok_or_else(not_found)?;
-    if stat(root, &base)?.is_dir() {
-        let mut out = Vec::new();
-        expand(root, visible, (&base, &prefix), &globs, &mut out)?;
-        if !out.is_empty() {
-            return Ok(out);
-        }
+    if !stat(root, &base)?.is_dir() {
+        return Err(not_found());
     }
-    Err(not_found())
+    let mut out = Vec::new();
+    expand(root, visible, (&base, &prefix), &globs, &mut out)?;
+    // BuildKit allows empty wildcards, but it only receives directories that
+    // hold a file some COPY asked for: an empty match below the root finds
+    // no directory there and fails; at the root it copies nothing.
+    if out.is_empty() && !prefix.is_empty() {
+        return Err(not_found());
+    }
+    Ok(out)
 }
 
 /// Matches `globs` below the real directory `dir` (shown to users as `shown`).
@@ -93,12 +101,7 @@ fn expand(
 }
 
 /// Follows `real` to what it designates; `None` if missing or dangling.
-fn follow(
-    root: &Path,
-    visible: &Visible<'_>,
-    real: &str,
-    shown: &str,
-) -> Result<Option<Selected>> {
+fn follow(root: &Path, visible: &Visible<'_>, real: &str, shown: &str) -> Result<Option<Selected>> {
     let Some(resolved) = resolve_in_root(root, real, true, visible)? else {
         return Ok(None);
     };

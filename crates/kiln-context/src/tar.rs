@@ -20,7 +20,10 @@ pub(crate) fn unpack(reader: impl Read, dest: &Path) -> Result<()> {
     if magic.starts_with(&[0x1f, 0x8b]) {
         unpack_tar(flate2::read::GzDecoder::new(reader), dest)
     } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        unpack_tar(zstd::Decoder::with_buffer(reader).map_err(Error::Tar)?, dest)
+        unpack_tar(
+            zstd::Decoder::with_buffer(reader).map_err(Error::Tar)?,
+            dest,
+        )
     } else {
         unpack_tar(reader, dest)
     }
@@ -47,12 +50,17 @@ fn unpack_tar(reader: impl Read, dest: &Path) -> Result<()> {
     for dir in dirs.iter().rev() {
         fs::set_permissions(&dir.path, fs::Permissions::from_mode(dir.mode))
             .map_err(io_err("chmod", &dir.path))?;
-        filetime::set_file_mtime(&dir.path, dir.mtime).map_err(io_err("setting mtime", &dir.path))?;
+        filetime::set_file_mtime(&dir.path, dir.mtime)
+            .map_err(io_err("setting mtime", &dir.path))?;
     }
     Ok(())
 }
 
-fn unpack_entry<R: Read>(entry: &mut Entry<'_, R>, dest: &Path, chown: bool) -> Result<Option<DirMeta>> {
+fn unpack_entry<R: Read>(
+    entry: &mut Entry<'_, R>,
+    dest: &Path,
+    chown: bool,
+) -> Result<Option<DirMeta>> {
     let raw = entry.path().map_err(Error::Tar)?;
     let shown = raw.to_string_lossy().into_owned();
     let Some(rel) = safe_rel(&raw, &shown)? else {
@@ -71,19 +79,27 @@ fn unpack_entry<R: Read>(entry: &mut Entry<'_, R>, dest: &Path, chown: bool) -> 
         EntryType::Directory => {
             make_dir(&target, &shown)?;
             set_owner(&target, owner, chown)?;
-            return Ok(Some(DirMeta { path: target, mode, mtime }));
+            return Ok(Some(DirMeta {
+                path: target,
+                mode,
+                mtime,
+            }));
         }
-        EntryType::Regular | EntryType::Continuous => write_file(entry, &target, mode, &shown)?,
+        EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+            write_file(entry, &target, mode, &shown)?
+        }
         EntryType::Symlink => {
             let link = entry.link_name().map_err(Error::Tar)?.unwrap_or_default();
             replace_non_dir(&target, &shown)?;
             symlink(&link, &target).map_err(io_err("creating symlink", &target))?;
         }
         EntryType::Link => hard_link(entry, dest, &target, &shown)?,
+        // Device nodes and FIFOs are not recreated in an unprivileged copy.
         _ => return Ok(None),
     }
     set_owner(&target, owner, chown)?;
-    filetime::set_symlink_file_times(&target, mtime, mtime).map_err(io_err("setting mtime", &target))?;
+    filetime::set_symlink_file_times(&target, mtime, mtime)
+        .map_err(io_err("setting mtime", &target))?;
     Ok(None)
 }
 
@@ -143,7 +159,12 @@ fn replace_non_dir(target: &Path, shown: &str) -> Result<()> {
     }
 }
 
-fn write_file<R: Read>(entry: &mut Entry<'_, R>, target: &Path, mode: u32, shown: &str) -> Result<()> {
+fn write_file<R: Read>(
+    entry: &mut Entry<'_, R>,
+    target: &Path,
+    mode: u32,
+    shown: &str,
+) -> Result<()> {
     replace_non_dir(target, shown)?;
     let mut file = OpenOptions::new()
         .write(true)

@@ -118,8 +118,8 @@ fn step(
     let (excluded, state) = matcher.match_child(&item.context_path, &parent.state);
     let metadata = stat(root, &item.context_path)?;
     let kind = FileKind::of(&metadata);
-    let descend = kind == FileKind::Dir
-        && (!excluded || matcher.may_contain_included(&item.context_path));
+    let descend =
+        kind == FileKind::Dir && (!excluded || matcher.may_contain_included(&item.context_path));
     if excluded && !descend {
         return Ok(());
     }
@@ -175,9 +175,8 @@ pub(crate) fn list_dir(root: &Path, dir: &str) -> Result<Vec<String>> {
     for entry in fs::read_dir(&path).map_err(io_err("reading directory", &path))? {
         let entry = entry.map_err(io_err("reading directory", &path))?;
         let name = entry.file_name().into_vec();
-        let name = String::from_utf8(name).map_err(|_| Error::NonUtf8Path {
-            path: entry.path(),
-        })?;
+        let name =
+            String::from_utf8(name).map_err(|_| Error::NonUtf8Path { path: entry.path() })?;
         names.push(name);
     }
     Ok(names)

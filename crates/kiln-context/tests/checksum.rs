@@ -21,7 +21,8 @@ fn sum(root: &Path, pattern: &str) -> String {
     let ctx = Context::dir(root, IgnoreMatcher::parse("**/*.log").unwrap()).unwrap();
     let cache_dir = tempfile::tempdir().unwrap();
     let mut cache = HashCache::open(cache_dir.path().join("cache")).unwrap();
-    ctx.checksum(&ctx.select(pattern).unwrap(), &mut cache).unwrap()
+    ctx.checksum(&ctx.select(pattern).unwrap(), &mut cache)
+        .unwrap()
 }
 
 fn tree() -> tempfile::TempDir {
@@ -34,7 +35,10 @@ fn tree() -> tempfile::TempDir {
 fn equal_trees_in_different_places_agree() {
     let (a, b) = (tree(), tree());
     let digest = sum(a.path(), "app");
-    assert!(digest.starts_with("sha256:") && digest.len() == 71, "{digest}");
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest}"
+    );
     assert_eq!(digest, sum(b.path(), "app"));
     assert_eq!(sum(a.path(), "*.txt"), sum(b.path(), "*.txt"));
     assert_ne!(sum(a.path(), "app"), sum(a.path(), "other.txt"));
@@ -49,8 +53,11 @@ fn content_mode_and_link_target_matter() {
     assert_ne!(sum(content.path(), "app"), base, "content change");
 
     let mode = tree();
-    fs::set_permissions(mode.path().join("app/main.rs"), fs::Permissions::from_mode(0o755))
-        .unwrap();
+    fs::set_permissions(
+        mode.path().join("app/main.rs"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     assert_ne!(sum(mode.path(), "app"), base, "mode change");
 
     let link = tree();
@@ -59,7 +66,11 @@ fn content_mode_and_link_target_matter() {
     assert_ne!(sum(link.path(), "app"), base, "symlink target change");
 
     let renamed = tree();
-    fs::rename(renamed.path().join("app/main.rs"), renamed.path().join("app/Main.rs")).unwrap();
+    fs::rename(
+        renamed.path().join("app/main.rs"),
+        renamed.path().join("app/Main.rs"),
+    )
+    .unwrap();
     assert_ne!(sum(renamed.path(), "app"), base, "rename");
 }
 
@@ -83,10 +94,9 @@ fn excluded_files_and_mtimes_do_not_matter() {
 /// inside the root, so host content never influences the result.
 #[test]
 fn host_files_behind_symlinks_are_never_read() {
-    let host_a = tempfile::tempdir().unwrap();
-    let host_b = tempfile::tempdir().unwrap();
+    let host = tempfile::tempdir().unwrap();
     let mut digests = Vec::new();
-    for (host, content) in [(&host_a, "HOST-A"), (&host_b, "HOST-B")] {
+    for content in ["HOST-A", "HOST-B"] {
         fs::write(host.path().join("secret"), content).unwrap();
         let ctx_dir = tempfile::tempdir().unwrap();
         let root = ctx_dir.path();
@@ -95,13 +105,20 @@ fn host_files_behind_symlinks_are_never_read() {
         let shadow = root.join("shadow");
         fs::write(&shadow, "IN-CONTEXT").unwrap();
         symlink("/shadow", root.join("leak")).unwrap();
+        symlink(host.path().join("secret"), root.join("hostlink")).unwrap();
         symlink("../../../../../../../../..", root.join("src/up")).unwrap();
         symlink(host.path().join("secret"), root.join("src/abs")).unwrap();
         let ctx = Context::dir(root, IgnoreMatcher::empty()).unwrap();
-        let mut cache = HashCache::open(root.join("../cache-not-used")).unwrap();
+        let mut cache = HashCache::open(root.join("cache-never-saved")).unwrap();
+        // Followed as a source, the host link dangles inside the root.
+        assert!(ctx.select("hostlink").is_err());
         let selected = [ctx.select("leak").unwrap(), ctx.select("src").unwrap()].concat();
         digests.push(ctx.checksum(&selected, &mut cache).unwrap());
-        assert_eq!(cache.stats().files_read, 1, "only the in-context file is read");
+        assert_eq!(
+            cache.stats().files_read,
+            1,
+            "only the in-context file is read"
+        );
     }
     assert_eq!(digests[0], digests[1]);
 }
@@ -117,7 +134,13 @@ fn cache_skips_unchanged_files_but_catches_same_size_same_mtime_rewrites() {
 
     let mut cache = HashCache::open(&cache_path).unwrap();
     let first = ctx.checksum(&selected, &mut cache).unwrap();
-    assert_eq!(cache.stats(), CacheStats { hits: 0, files_read: 3 });
+    assert_eq!(
+        cache.stats(),
+        CacheStats {
+            hits: 0,
+            files_read: 3
+        }
+    );
     cache.save().unwrap();
 
     // Same size, mtime restored: only ctime (and maybe inode) tell.
@@ -135,12 +158,27 @@ fn cache_skips_unchanged_files_but_catches_same_size_same_mtime_rewrites() {
 
     let mut reopened = HashCache::open(&cache_path).unwrap();
     let second = ctx.checksum(&selected, &mut reopened).unwrap();
-    assert_ne!(first, second, "rewrite with same size and mtime must be detected");
-    assert_eq!(reopened.stats(), CacheStats { hits: 2, files_read: 1 });
+    assert_ne!(
+        first, second,
+        "rewrite with same size and mtime must be detected"
+    );
+    assert_eq!(
+        reopened.stats(),
+        CacheStats {
+            hits: 2,
+            files_read: 1
+        }
+    );
 
     let third = ctx.checksum(&selected, &mut reopened).unwrap();
     assert_eq!(third, second);
-    assert_eq!(reopened.stats(), CacheStats { hits: 5, files_read: 1 });
+    assert_eq!(
+        reopened.stats(),
+        CacheStats {
+            hits: 5,
+            files_read: 1
+        }
+    );
 }
 
 #[test]
@@ -148,10 +186,42 @@ fn corrupt_cache_file_is_ignored() {
     let dir = tree();
     let cache_dir = tempfile::tempdir().unwrap();
     let cache_path = cache_dir.path().join("hash-cache");
-    fs::write(&cache_path, "kiln-context-hash-cache 1\nnot a record\n\u{0}garbage").unwrap();
+    fs::write(
+        &cache_path,
+        "kiln-context-hash-cache 1\nnot a record\n\u{0}garbage",
+    )
+    .unwrap();
     let ctx = Context::dir(dir.path(), IgnoreMatcher::empty()).unwrap();
     let mut cache = HashCache::open(&cache_path).unwrap();
-    let digest = ctx.checksum(&ctx.select("app").unwrap(), &mut cache).unwrap();
-    assert_eq!(digest, sum(dir.path(), "app"));
+    let digest = ctx
+        .checksum(&ctx.select("app").unwrap(), &mut cache)
+        .unwrap();
     assert_eq!(cache.stats().files_read, 3);
+    let fresh_dir = tempfile::tempdir().unwrap();
+    let mut fresh = HashCache::open(fresh_dir.path().join("c")).unwrap();
+    assert_eq!(
+        digest,
+        ctx.checksum(&ctx.select("app").unwrap(), &mut fresh)
+            .unwrap()
+    );
+}
+
+/// Many files exercise every hashing thread; the digest must not depend on
+/// which thread hashed what.
+#[test]
+fn parallel_hashing_is_deterministic() {
+    let make = || {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..200 {
+            let sub = dir.path().join(format!("d{}", i % 7));
+            fs::create_dir_all(&sub).unwrap();
+            fs::write(sub.join(format!("f{i}")), format!("content {i}").repeat(i)).unwrap();
+        }
+        dir
+    };
+    let (a, b) = (make(), make());
+    let digest = sum(a.path(), ".");
+    assert_eq!(digest, sum(b.path(), "."));
+    fs::write(b.path().join("d3/f10"), "changed").unwrap();
+    assert_ne!(digest, sum(b.path(), "."));
 }

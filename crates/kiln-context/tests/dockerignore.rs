@@ -71,8 +71,16 @@ fn table() {
         // Last match wins; `!` re-includes.
         ("*.md\n!README.md", "README.md", false),
         ("*.md\n!README.md", "CHANGES.md", true),
-        ("*.md\n!README*.md\nREADME-secret.md", "README-secret.md", true),
-        ("*.md\n!README*.md\nREADME-secret.md", "README-public.md", false),
+        (
+            "*.md\n!README*.md\nREADME-secret.md",
+            "README-secret.md",
+            true,
+        ),
+        (
+            "*.md\n!README*.md\nREADME-secret.md",
+            "README-public.md",
+            false,
+        ),
         ("!README.md\n*.md", "README.md", true),
         ("**\n!keep", "keep", false),
         ("**\n!keep", "drop", true),
@@ -84,6 +92,30 @@ fn table() {
         ("dir\n!dir/keep", "dir", true),
         // BuildKit prunes `dir`: a wildcard exception cannot reach into it.
         ("dir\n!*/keep", "dir/keep", true),
+        // Further cases from patternmatcher's documented behaviour.
+        (".*", ".foo", true),
+        (".*", "foo", false),
+        ("**/.foo", "bar.foo", false),
+        ("a(b)c/def", "a(b)c/def", true),
+        ("a(b)c/def", "a(b)c/xyz", false),
+        ("a.|)$(}+{bc", "a.|)$(}+{bc", true),
+        ("a\\\\", "a\\", true),
+        ("a**/*.txt", "a/dir/dir/file.txt", true),
+        ("**/dir2/**", "dir/dir2/dir3/file", true),
+        ("**/**/*.txt2", "dir/dir/file.txt", false),
+        ("abc/**", "abc", false),
+        (
+            "dist/*.whl",
+            "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
+            true,
+        ),
+        ("**\n!util/docker/web", "util/docker/web/foo", false),
+        (
+            "**\n!util/docker/web\nutil/docker/web/foo",
+            "util/docker/web/foo",
+            true,
+        ),
+        ("docs/*\n!docs/README.md", "docs/README.md", false),
         // Patterns that never match relative paths.
         ("/", "x", false),
         (".", "x", false),
@@ -119,11 +151,20 @@ fn may_contain_included_uses_exception_prefixes() {
 
 #[test]
 fn malformed_patterns_are_errors() {
-    assert!(matches!(IgnoreMatcher::parse("!"), Err(Error::IllegalExclusion)));
-    assert!(matches!(IgnoreMatcher::parse("  !  "), Err(Error::IllegalExclusion)));
+    assert!(matches!(
+        IgnoreMatcher::parse("!"),
+        Err(Error::IllegalExclusion)
+    ));
+    assert!(matches!(
+        IgnoreMatcher::parse("  !  "),
+        Err(Error::IllegalExclusion)
+    ));
     for bad in ["[", "a[b", "x\\", "[]a]", "[z-]"] {
         assert!(
-            matches!(IgnoreMatcher::parse(bad), Err(Error::BadIgnorePattern { .. })),
+            matches!(
+                IgnoreMatcher::parse(bad),
+                Err(Error::BadIgnorePattern { .. })
+            ),
             "{bad:?} must be rejected"
         );
     }
@@ -134,7 +175,11 @@ fn dockerfile_specific_ignore_wins() {
     let ctx = tempfile::tempdir().unwrap();
     fs::create_dir(ctx.path().join("build")).unwrap();
     fs::write(ctx.path().join(".dockerignore"), "from-context\n").unwrap();
-    fs::write(ctx.path().join("build/app.Dockerfile.dockerignore"), "from-dockerfile\n").unwrap();
+    fs::write(
+        ctx.path().join("build/app.Dockerfile.dockerignore"),
+        "from-dockerfile\n",
+    )
+    .unwrap();
     let specific =
         IgnoreMatcher::from_context(ctx.path(), &ctx.path().join("build/app.Dockerfile")).unwrap();
     assert!(specific.is_excluded("from-dockerfile"));
@@ -149,8 +194,11 @@ fn dockerignore_symlink_outside_context_is_not_followed() {
     let outside = tempfile::tempdir().unwrap();
     fs::write(outside.path().join("rules"), "secret\n").unwrap();
     let ctx = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(outside.path().join("rules"), ctx.path().join(".dockerignore"))
-        .unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("rules"),
+        ctx.path().join(".dockerignore"),
+    )
+    .unwrap();
     let m = IgnoreMatcher::from_context(ctx.path(), &ctx.path().join("Dockerfile")).unwrap();
     assert!(m.is_empty(), "rules from outside the context were read");
     assert!(!m.is_excluded("secret"));

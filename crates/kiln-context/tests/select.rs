@@ -4,7 +4,6 @@
 use std::fs;
 use std::os::unix::fs::symlink;
 
-
 use kiln_context::{Context, Error, FileKind, IgnoreMatcher, Selected};
 
 /// A context tree:
@@ -12,7 +11,15 @@ use kiln_context::{Context, Error, FileKind, IgnoreMatcher, Selected};
 fn fixture(rules: &str) -> (tempfile::TempDir, Context) {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    for f in ["a.json", "b.json", "c.txt", "apple", "banana", "date", "secret.key"] {
+    for f in [
+        "a.json",
+        "b.json",
+        "c.txt",
+        "apple",
+        "banana",
+        "date",
+        "secret.key",
+    ] {
         fs::write(root.join(f), f).unwrap();
     }
     fs::create_dir_all(root.join("dir/sub")).unwrap();
@@ -31,8 +38,14 @@ fn names(selected: &[Selected]) -> Vec<&str> {
 fn wildcards_match_per_component() {
     let (_tmp, ctx) = fixture("");
     assert_eq!(names(&ctx.select("*.json").unwrap()), ["a.json", "b.json"]);
-    assert_eq!(names(&ctx.select("dir/*").unwrap()), ["dir/sub", "dir/x", "dir/y"]);
-    assert_eq!(names(&ctx.select("[a-c]*").unwrap()), ["a.json", "apple", "b.json", "banana", "c.txt"]);
+    assert_eq!(
+        names(&ctx.select("dir/*").unwrap()),
+        ["dir/sub", "dir/x", "dir/y"]
+    );
+    assert_eq!(
+        names(&ctx.select("[a-c]*").unwrap()),
+        ["a.json", "apple", "b.json", "banana", "c.txt"]
+    );
     assert_eq!(names(&ctx.select("[^a-c]a*").unwrap()), ["date"]);
     assert_eq!(names(&ctx.select("*/sub/?").unwrap()), ["dir/sub/z"]);
     assert_eq!(names(&ctx.select("/dir/./x").unwrap()), ["dir/x"]);
@@ -54,7 +67,13 @@ fn selection_reports_type() {
 #[test]
 fn no_match_is_buildkit_not_found() {
     let (_tmp, ctx) = fixture("");
-    for pattern in ["*.nope", "missing", "dir/missing/*", "c.txt/x"] {
+    for pattern in [
+        "missing",
+        "dir/missing/*",
+        "dir/*.nope",
+        "c.txt/x",
+        "c.txt/*",
+    ] {
         match ctx.select(pattern) {
             Err(e @ Error::NotFound { .. }) => {
                 assert!(e.to_string().starts_with("failed to compute cache key: "));
@@ -63,7 +82,22 @@ fn no_match_is_buildkit_not_found() {
             other => panic!("{pattern:?}: expected not found, got {other:?}"),
         }
     }
-    assert!(matches!(ctx.select("[z-"), Err(Error::BadSourcePattern { .. })));
+    assert!(matches!(
+        ctx.select("[z-"),
+        Err(Error::BadSourcePattern { .. })
+    ));
+}
+
+/// `COPY requirements.* .` with no such file succeeds in BuildKit, copying
+/// nothing (empty wildcards are allowed at the context root).
+#[test]
+fn empty_wildcard_at_root_selects_nothing() {
+    let (_tmp, ctx) = fixture("");
+    assert_eq!(ctx.select("*.nope").unwrap(), Vec::<Selected>::new());
+    assert_eq!(
+        ctx.select("/requirements.*").unwrap(),
+        Vec::<Selected>::new()
+    );
 }
 
 #[test]
@@ -71,16 +105,23 @@ fn dot_dot_cannot_escape() {
     let (_tmp, ctx) = fixture("");
     let sel = ctx.select("../../../c.txt").unwrap();
     assert_eq!(names(&sel), ["c.txt"]);
-    assert!(matches!(ctx.select("../../etc/passwd"), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        ctx.select("../../etc/passwd"),
+        Err(Error::NotFound { .. })
+    ));
 }
 
 #[test]
 fn excluded_files_are_invisible() {
     let (_tmp, ctx) = fixture("*.key\ndir\n!dir/x");
-    assert!(matches!(ctx.select("secret.key"), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        ctx.select("secret.key"),
+        Err(Error::NotFound { .. })
+    ));
     assert!(matches!(ctx.select("dir/y"), Err(Error::NotFound { .. })));
     assert_eq!(names(&ctx.select("dir/*").unwrap()), ["dir/x"]);
-    assert!(matches!(ctx.select("s*"), Err(Error::NotFound { .. })));
+    assert_eq!(ctx.select("s*").unwrap(), Vec::<Selected>::new());
+    assert!(matches!(ctx.select("dir/y*"), Err(Error::NotFound { .. })));
     let walked = walk_names(&ctx, &ctx.select("dir").unwrap()[0]);
     assert_eq!(walked, ["", "x"]);
 }
@@ -173,7 +214,13 @@ fn links_inside_copied_directories_stay_links() {
         Ok(())
     })
     .unwrap();
-    assert_eq!(kinds, [(String::new(), FileKind::Dir), ("leak".to_owned(), FileKind::Symlink)]);
+    assert_eq!(
+        kinds,
+        [
+            (String::new(), FileKind::Dir),
+            ("leak".to_owned(), FileKind::Symlink)
+        ]
+    );
 }
 
 /// Reads a selected file through the context, as a copier would.
@@ -189,3 +236,28 @@ fn read_selected(ctx: &Context, sel: &Selected) -> String {
     content.unwrap()
 }
 
+/// As with BuildKit, ignoring the Dockerfile and `.dockerignore` hides them
+/// from COPY, while the ignore rules themselves are still read.
+#[test]
+fn ignored_build_files_are_read_but_not_copyable() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+    fs::write(
+        tmp.path().join(".dockerignore"),
+        "Dockerfile\n.dockerignore\n",
+    )
+    .unwrap();
+    fs::write(tmp.path().join("app"), "app").unwrap();
+    let matcher = IgnoreMatcher::from_context(tmp.path(), &tmp.path().join("Dockerfile")).unwrap();
+    let ctx = Context::dir(tmp.path(), matcher).unwrap();
+    assert!(matches!(
+        ctx.select("Dockerfile"),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        ctx.select(".dockerignore"),
+        Err(Error::NotFound { .. })
+    ));
+    let everything = ctx.select(".").unwrap();
+    assert_eq!(walk_names(&ctx, &everything[0]), ["", "app"]);
+}

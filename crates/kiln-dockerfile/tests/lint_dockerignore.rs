@@ -34,6 +34,14 @@ const TABLE: &[(&[&str], &str, bool)] = &[
     (&["*/tmp/*"], "x/tmp/y", true),
     (&["*/tmp/*"], "tmp/y", false),
     (&["./a/../b/"], "b/c", true),
+    // moby's shortcut for a leading `**` followed by plain text is a suffix test.
+    (&["**.md"], "a/b.md", true),
+    (&["**foo"], "barfoo", true),
+    (&["**/foo"], "foo", true),
+    (&["**/foo"], "a/foo", true),
+    (&["**/foo"], "xfoo", false),
+    (&["x/**"], "x/y", true),
+    (&["x/**"], "xy", false),
 ];
 
 #[test]

@@ -144,3 +144,21 @@ fn crlf_line_endings_are_trimmed() {
     assert_eq!(dump::dump(&ast), "(from \"a\")\n(run \"x   y\")\n");
     assert_eq!((ast.nodes[1].start_line, ast.nodes[1].end_line), (2, 3));
 }
+
+#[test]
+fn comments_above_an_instruction_are_kept() {
+    let source =
+        "# syntax=x\n# stage one\n\n  # builds it\nFROM a AS b\n#\n# only this\nARG X\nRUN y\n";
+    let ast = parse(source).unwrap();
+    assert_eq!(ast.nodes[0].comments, ["stage one", "# builds it"]);
+    assert_eq!(ast.nodes[1].comments, ["only this"]);
+    assert!(ast.nodes[2].comments.is_empty());
+}
+
+#[test]
+fn empty_continuation_warning_is_on_the_last_instruction_line() {
+    let source = "FROM a\nRUN cat \\\n\n  <<EOF\nhi\nEOF\n";
+    let ast = parse(source).unwrap();
+    assert_eq!(ast.warnings[0].line, 4);
+    assert_eq!(ast.nodes[1].end_line, 6);
+}

@@ -85,7 +85,7 @@ SHELL [\"sh\", \"-c\"]
 VOLUME /a /b
 HEALTHCHECK --interval=1s CMD [\"true\"]
 HEALTHCHECK NONE
-ONBUILD --x ADD . /src
+ONBUILD --x ADD . /src  
 COPY -- --weird /dst
 FOOBAR some args
 ";

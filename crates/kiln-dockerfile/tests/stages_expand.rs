@@ -434,6 +434,8 @@ fn meta_arg_undefined_vars_are_recorded() {
     let df = build("ARG A=$NOPE\nFROM a$MISSING", &[]);
     assert!(df.meta_args[0].undefined_vars.contains("NOPE"));
     assert!(df.stages[0].undefined_vars.contains("MISSING"));
+    let df = build("ARG TAG\nFROM a:1$TAG", &[]);
+    assert!(df.stages[0].undefined_vars.is_empty());
 }
 
 #[test]
@@ -491,4 +493,19 @@ fn exclude_patterns_stay_as_written() {
         panic!()
     };
     assert_eq!(c.transfer.excludes[0].value, "*.$X");
+}
+
+#[test]
+fn expansion_errors_point_into_the_word() {
+    let (msg, at) = fail("FROM a\nWORKDIR /x/${NOPE:?must be set}");
+    assert!(msg.contains("NOPE"), "{msg}");
+    assert!(at.starts_with("${NOPE"), "{at}");
+}
+
+#[test]
+fn escape_directive_drives_expansion() {
+    let df = build("# escape=`\nFROM a\nENV X=a`$b\nWORKDIR /$X", &[]);
+    assert_eq!(workdir(&df), "/a$b");
+    let df = build("FROM a\nENV X=a\\$b\nWORKDIR /$X", &[]);
+    assert_eq!(workdir(&df), "/a$b");
 }

@@ -1,9 +1,9 @@
 //! Import: find the images an archive or layout describes, verify every
 //! blob against its digest and every layer against `rootfs.diff_ids`, and
-//! commit layers, then config, then manifest, so a manifest in the store
-//! always has all of its blobs.
+//! commit the config and then the manifest only once all of an image's
+//! layers are in the store and verified: a manifest in the store always has
+//! all of its blobs.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
@@ -22,7 +22,7 @@ use crate::format::{
 };
 use crate::paths;
 use crate::source::{ArchiveSource, DirSource, Source};
-use crate::stage::StagedLayer;
+use crate::stage::LayerBlob;
 
 /// Deepest nesting of indexes followed.
 const MAX_INDEX_DEPTH: usize = 4;
@@ -73,17 +73,6 @@ struct FoundManifest {
     tags: Vec<String>,
 }
 
-/// A layer published in the store, remembered so shared layers are
-/// processed once.
-#[derive(Debug, Clone)]
-struct CommittedLayer {
-    digest: Digest,
-    size: u64,
-    diff_id: Digest,
-    source_digest: Digest,
-    source_size: u64,
-}
-
 /// What a layer must turn out to be.
 struct Expect<'e> {
     diff_id: &'e Digest,
@@ -97,16 +86,11 @@ struct Expect<'e> {
 struct Importer<'a, S> {
     store: &'a ContentStore,
     source: &'a mut S,
-    layers: HashMap<String, CommittedLayer>,
 }
 
 impl<'a, S: Source> Importer<'a, S> {
     fn new(store: &'a ContentStore, source: &'a mut S) -> Self {
-        Self {
-            store,
-            source,
-            layers: HashMap::new(),
-        }
+        Self { store, source }
     }
 
     fn run(mut self) -> Result<Vec<ImportedImage>> {
@@ -198,84 +182,36 @@ impl<'a, S: Source> Importer<'a, S> {
         })
     }
 
-    /// The committed layer at `path`, staging and committing it on first use.
-    fn layer(&mut self, path: &str, expect: &Expect<'_>) -> Result<CommittedLayer> {
+    /// The layer at `path`, checked against what the image expects.
+    fn layer(&mut self, path: &str, expect: &Expect<'_>) -> Result<LayerBlob> {
         let key = self.source.canonical(path)?;
-        if let Some(done) = self.layers.get(&key) {
-            check_layer(
-                &key,
-                &done.diff_id,
-                Some(&done.source_digest),
-                done.source_size,
-                expect,
-            )?;
-            return Ok(done.clone());
-        }
-        let staged = self.source.layer(&key)?;
-        let done = commit_layer(staged, &key, expect)?;
-        self.layers.insert(key, done.clone());
-        Ok(done)
+        let layer = self.source.layer(&key)?;
+        check_layer(&key, &layer, expect)?;
+        Ok(layer)
     }
-}
-
-/// Verifies a staged layer, then publishes it.
-fn commit_layer(staged: StagedLayer, path: &str, expect: &Expect<'_>) -> Result<CommittedLayer> {
-    let diff_id = staged
-        .diff_id
-        .clone()
-        .map_err(|reason| Error::CorruptLayer {
-            path: path.to_string(),
-            reason,
-        })?;
-    let converted = staged.source_digest.clone();
-    let source_size = staged.source_size;
-    check_layer(path, &diff_id, converted.as_ref(), source_size, expect)?;
-    // A source kept verbatim is checked by the store as it commits.
-    let must_be = if converted.is_none() {
-        expect.digest
-    } else {
-        None
-    };
-    let (digest, size) = staged.commit(must_be).map_err(|e| name_mismatch(e, path))?;
-    Ok(CommittedLayer {
-        source_digest: converted.unwrap_or_else(|| digest.clone()),
-        digest,
-        size,
-        diff_id,
-        source_size,
-    })
 }
 
 /// Checks a layer against the config's diff ID and the digest and size
 /// expected of its source, when known.
-fn check_layer(
-    path: &str,
-    diff_id: &Digest,
-    source_digest: Option<&Digest>,
-    source_size: u64,
-    expect: &Expect<'_>,
-) -> Result<()> {
-    if diff_id != expect.diff_id {
+fn check_layer(path: &str, layer: &LayerBlob, expect: &Expect<'_>) -> Result<()> {
+    if &layer.diff_id != expect.diff_id {
         return Err(Error::DiffIdMismatch {
             path: path.to_string(),
             index: expect.index,
-            digests: mismatch(expect.diff_id, diff_id),
+            digests: mismatch(expect.diff_id, &layer.diff_id),
         });
     }
-    match (expect.digest, source_digest) {
-        (Some(want), Some(actual)) if want != actual => {
-            return Err(Error::DigestMismatch {
-                what: path.to_string(),
-                digests: mismatch(want, actual),
-            });
-        }
-        _ => {}
+    if let Some(want) = expect.digest.filter(|d| **d != layer.source_digest) {
+        return Err(Error::DigestMismatch {
+            what: path.to_string(),
+            digests: mismatch(want, &layer.source_digest),
+        });
     }
     match expect.size {
-        Some(want) if want != source_size => Err(Error::SizeMismatch {
+        Some(want) if want != layer.source_size => Err(Error::SizeMismatch {
             what: path.to_string(),
             expected: want,
-            actual: source_size,
+            actual: layer.source_size,
         }),
         _ => Ok(()),
     }
@@ -296,21 +232,8 @@ fn check_named(path: &str, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Names the archive member in a store-side digest mismatch.
-fn name_mismatch(e: Error, path: &str) -> Error {
-    match e {
-        Error::Content(kiln_content::Error::DigestMismatch { expected, actual }) => {
-            Error::DigestMismatch {
-                what: path.to_string(),
-                digests: mismatch(&expected, &actual),
-            }
-        }
-        other => other,
-    }
-}
-
 /// The manifest with its layers replaced by their gzip blobs, in OCI types.
-fn gzip_manifest(original: &ImageManifest, layers: &[CommittedLayer]) -> ImageManifest {
+fn gzip_manifest(original: &ImageManifest, layers: &[LayerBlob]) -> ImageManifest {
     let mut out = convert_manifest(original, MediaFlavor::Oci);
     let descs = out
         .layers()

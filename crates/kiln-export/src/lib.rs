@@ -6,12 +6,16 @@
 //!
 //! - [`import_archive`] reads `docker save` output (docker 20.10's
 //!   `<id>/layer.tar` layout and docker 25+'s OCI-shaped one) and OCI layout
-//!   tars as a single stream. Uncompressed layers are gzip-compressed
-//!   deterministically on the way in; every layer is checked against the
-//!   config's `rootfs.diff_ids` and every blob against its digest before it
-//!   is committed.
+//!   tars, plain or gzip-compressed, as a single stream;
+//!   [`import_oci_layout_dir`] reads a layout directory. Uncompressed and
+//!   zstd layers are gzip-compressed deterministically on the way in (the
+//!   store keeps gzip layers); every blob is checked against the digest it
+//!   is named by and every layer against the config's `rootfs.diff_ids`.
+//!   Layer blobs are committed as they stream past, configs and manifests
+//!   only once all of an image's layers verified, so a failed import leaves
+//!   at most unreferenced, intact layer blobs for the store's GC.
 //! - [`export_docker_archive`] / [`export_oci_archive`] write archives that
-//!   `docker load`, `skopeo` and `umoci` accept.
+//!   `docker load`, `skopeo` and `umoci` accept, deterministically.
 
 mod error;
 mod export;

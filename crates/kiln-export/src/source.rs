@@ -12,7 +12,7 @@ use kiln_content::ContentStore;
 
 use crate::error::{Error, Result, read_err};
 use crate::paths;
-use crate::stage::{self, Kind, MAX_META, StagedLayer};
+use crate::stage::{self, Kind, LayerBlob, MAX_META, Staged};
 
 /// Total bytes of small members an archive may keep in memory.
 const MAX_META_TOTAL: u64 = 64 << 20;
@@ -27,16 +27,15 @@ pub(crate) trait Source {
     fn exists(&self, path: &str) -> bool;
     /// A small document (JSON) at `path`.
     fn meta(&mut self, path: &str) -> Result<Vec<u8>>;
-    /// The layer at canonical `path`, staged in the store but not committed.
-    /// Each path is asked for at most once.
-    fn layer(&mut self, path: &str) -> Result<StagedLayer>;
+    /// The layer at canonical `path`, in the store.
+    fn layer(&mut self, path: &str) -> Result<LayerBlob>;
 }
 
 /// A member of a tar archive after the single streaming pass.
 #[derive(Debug)]
 enum Member {
     Meta(Vec<u8>),
-    Layer(Box<StagedLayer>),
+    Layer(Staged),
     /// Neither a layer nor small enough to keep in memory; an error only
     /// if something refers to it.
     Oversized,
@@ -113,9 +112,9 @@ impl Source for ArchiveSource {
         }
     }
 
-    fn layer(&mut self, path: &str) -> Result<StagedLayer> {
-        match self.members.remove(path) {
-            Some(Member::Layer(staged)) => Ok(*staged),
+    fn layer(&mut self, path: &str) -> Result<LayerBlob> {
+        match self.members.get(path) {
+            Some(Member::Layer(staged)) => usable(staged.clone(), path),
             Some(Member::Meta(_) | Member::Oversized) => Err(Error::CorruptLayer {
                 path: path.to_string(),
                 reason: "neither a tar stream nor gzip or zstd".into(),
@@ -172,7 +171,14 @@ fn read_file(
     let mut src = (&head[..len]).chain(&mut counted);
     let member = match kind {
         Kind::Tar | Kind::Gzip | Kind::Zstd => {
-            Member::Layer(Box::new(stage::stage_layer(store, kind, &mut src, path)?))
+            let named = paths::digest_of_blob_path(path);
+            Member::Layer(stage::stage_layer(
+                store,
+                kind,
+                &mut src,
+                named.as_ref(),
+                path,
+            )?)
         }
         Kind::Other if size <= MAX_META && *meta_total + size <= MAX_META_TOTAL => {
             let mut bytes = Vec::new();
@@ -192,6 +198,14 @@ fn read_file(
         )));
     }
     Ok(member)
+}
+
+/// A staged layer, or the error saying why the member is not one.
+fn usable(staged: Staged, path: &str) -> Result<LayerBlob> {
+    staged.map_err(|reason| Error::CorruptLayer {
+        path: path.to_string(),
+        reason,
+    })
 }
 
 fn missing(path: &str) -> Error {
@@ -243,11 +257,13 @@ impl<R: Read> Read for EofTracker<'_, R> {
     }
 }
 
-/// An OCI image layout on disk; files are read only when needed.
+/// An OCI image layout on disk; files are read only when needed, and
+/// each layer is staged once however many images share it.
 #[derive(Debug)]
 pub(crate) struct DirSource<'s> {
     store: &'s ContentStore,
     root: PathBuf,
+    staged: HashMap<String, Staged>,
 }
 
 impl<'s> DirSource<'s> {
@@ -255,6 +271,7 @@ impl<'s> DirSource<'s> {
         Self {
             store,
             root: root.to_path_buf(),
+            staged: HashMap::new(),
         }
     }
 
@@ -291,11 +308,18 @@ impl Source for DirSource<'_> {
         Ok(bytes)
     }
 
-    fn layer(&mut self, path: &str) -> Result<StagedLayer> {
+    fn layer(&mut self, path: &str) -> Result<LayerBlob> {
+        if let Some(done) = self.staged.get(path) {
+            return usable(done.clone(), path);
+        }
         let mut file = self.open(path)?;
         let mut head = [0u8; 512];
         let len = stage::read_head(&mut file, &mut head).map_err(|e| read_err(e, path))?;
         let src = (&head[..len]).chain(file);
-        stage::stage_layer(self.store, stage::sniff(&head[..len]), src, path)
+        let named = paths::digest_of_blob_path(path);
+        let kind = stage::sniff(&head[..len]);
+        let staged = stage::stage_layer(self.store, kind, src, named.as_ref(), path)?;
+        self.staged.insert(path.to_string(), staged.clone());
+        usable(staged, path)
     }
 }

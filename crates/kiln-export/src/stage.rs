@@ -1,12 +1,19 @@
-//! Staging layer content into the store without committing it.
+//! Layer content into the store, in one streaming pass per member.
 //!
 //! A member's role is only known once `manifest.json`/`index.json` (often the
 //! last members) have been read, so content is classified by sniffing and
-//! every layer-looking member is streamed into an uncommitted [`BlobWriter`]
-//! in one pass: uncompressed tars are gzip-compressed while their diff ID is
-//! hashed; gzip streams are kept byte-for-byte while being inflated to hash
-//! their diff ID; zstd streams are recompressed to gzip, since the store
-//! keeps gzip layers. Committing waits until the digests have been checked.
+//! every layer-looking member goes to the store as it streams past:
+//! uncompressed tars are gzip-compressed while their diff ID is hashed; gzip
+//! streams are kept byte-for-byte while being inflated to hash their diff
+//! ID; zstd streams are recompressed to gzip, since the store keeps gzip
+//! layers.
+//!
+//! Each blob is committed under the digest of its own content, and a member
+//! named `blobs/sha256/<hex>` only once its content matched that name; a
+//! member whose compression is corrupt is not committed at all. Holding
+//! every layer of a large archive uncommitted until the end would cost an
+//! open file and a write buffer each; instead, an import that fails later
+//! leaves only complete, verified layer blobs for the store's GC.
 
 use std::io::{self, Read, Write};
 
@@ -14,7 +21,7 @@ use flate2::Compression;
 use flate2::write::{GzEncoder, MultiGzDecoder};
 use kiln_content::{BlobWriter, ContentStore, Digest, Sha256Writer};
 
-use crate::error::{Error, Result, read_err};
+use crate::error::{Error, Result, mismatch, read_err};
 use crate::hash::HashingReader;
 
 /// Tar block size; a tar stream starts with one header block.
@@ -91,54 +98,103 @@ pub(crate) fn read_head(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> 
     Ok(filled)
 }
 
-/// A layer written to a temp blob in the store, waiting to be verified.
-#[derive(Debug)]
-pub(crate) struct StagedLayer {
-    blob: BlobWriter,
-    /// Digest of the uncompressed tar, or why inflating the source failed.
-    pub(crate) diff_id: std::result::Result<Digest, String>,
-    /// Digest of the source bytes when the blob is a conversion of them
-    /// (for a tar source it is the diff ID); `None` when the source is kept
-    /// verbatim, whose digest the store checks at commit.
-    pub(crate) source_digest: Option<Digest>,
-    /// Size of the source bytes.
+/// A layer blob in the store and what it was made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LayerBlob {
+    /// The gzip blob in the store.
+    pub(crate) digest: Digest,
+    pub(crate) size: u64,
+    /// Digest of the uncompressed tar.
+    pub(crate) diff_id: Digest,
+    /// Digest and size of the member as it was in the source.
+    pub(crate) source_digest: Digest,
     pub(crate) source_size: u64,
 }
 
-impl StagedLayer {
-    /// Publishes the gzip blob; `expected` is checked by the store first.
-    pub(crate) fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
-        Ok(self.blob.commit(expected)?)
-    }
-}
+/// A staged layer, or why the member is not one (corrupt compression). The
+/// reason becomes an error only if an image needs the member.
+pub(crate) type Staged = std::result::Result<LayerBlob, String>;
 
 /// Stages a layer from `src` whose first bytes were sniffed as `kind`.
-/// `what` names the source in errors.
+/// `named` is the digest the source claims (from its `blobs/` path); `what`
+/// names it in errors.
 pub(crate) fn stage_layer(
     store: &ContentStore,
     kind: Kind,
     src: impl Read,
+    named: Option<&Digest>,
     what: &str,
-) -> Result<StagedLayer> {
-    match kind {
-        Kind::Tar => compress_tar(store, src, what),
-        Kind::Gzip => keep_gzip(store, src, what),
-        Kind::Zstd => recompress_zstd(store, src, what),
-        Kind::Other => Err(Error::CorruptLayer {
-            path: what.to_string(),
-            reason: "neither a tar stream nor gzip or zstd".into(),
-        }),
+) -> Result<Staged> {
+    let pending = match kind {
+        Kind::Tar => compress_tar(store, src, what)?,
+        Kind::Gzip => keep_gzip(store, src, what)?,
+        Kind::Zstd => recompress_zstd(store, src, what)?,
+        Kind::Other => return Ok(Err("neither a tar stream nor gzip or zstd".into())),
+    };
+    pending.publish(named, what)
+}
+
+/// A layer streamed into a temp blob, not yet committed.
+struct Pending {
+    blob: BlobWriter,
+    /// Digest of the uncompressed tar, or why decompressing failed.
+    diff_id: std::result::Result<Digest, String>,
+    /// Digest of the source when the blob is a conversion of it (for a tar
+    /// it is the diff ID); `None` when kept verbatim: the store hashes it.
+    source_digest: Option<Digest>,
+    source_size: u64,
+}
+
+impl Pending {
+    /// Commits the blob unless its compression is corrupt or its source
+    /// does not match the digest it is named by.
+    fn publish(self, named: Option<&Digest>, what: &str) -> Result<Staged> {
+        let diff_id = match self.diff_id {
+            Ok(d) => d,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        if let (Some(want), Some(actual)) = (named, &self.source_digest) {
+            if want != actual {
+                return Err(Error::DigestMismatch {
+                    what: what.to_string(),
+                    digests: mismatch(want, actual),
+                });
+            }
+        }
+        let verbatim = self.source_digest.is_none();
+        let (digest, size) = self
+            .blob
+            .commit(named.filter(|_| verbatim))
+            .map_err(|e| name_mismatch(e, what))?;
+        Ok(Ok(LayerBlob {
+            source_digest: self.source_digest.unwrap_or_else(|| digest.clone()),
+            digest,
+            size,
+            diff_id,
+            source_size: self.source_size,
+        }))
+    }
+}
+
+/// Names the archive member in a store-side digest mismatch.
+fn name_mismatch(e: kiln_content::Error, what: &str) -> Error {
+    match e {
+        kiln_content::Error::DigestMismatch { expected, actual } => Error::DigestMismatch {
+            what: what.to_string(),
+            digests: mismatch(&expected, &actual),
+        },
+        other => other.into(),
     }
 }
 
 /// Gzip-compresses a tar deterministically (fixed level, zero mtime, no
 /// name) while hashing the uncompressed bytes: the diff ID.
-fn compress_tar(store: &ContentStore, mut src: impl Read, what: &str) -> Result<StagedLayer> {
+fn compress_tar(store: &ContentStore, mut src: impl Read, what: &str) -> Result<Pending> {
     let mut out = gzip_writer(store)?;
     copy(&mut src, &mut out, what)?;
     let (gz, diff_id, size) = out.finish();
     let blob = gz.finish().map_err(|e| write_err(e, what))?;
-    Ok(StagedLayer {
+    Ok(Pending {
         blob,
         source_digest: Some(diff_id.clone()),
         diff_id: Ok(diff_id),
@@ -150,7 +206,7 @@ fn compress_tar(store: &ContentStore, mut src: impl Read, what: &str) -> Result<
 /// against the descriptor) and the tar (the diff ID) on the way. A decode
 /// failure is remembered, like a gzip one, and the rest of the member is
 /// still consumed.
-fn recompress_zstd(store: &ContentStore, src: impl Read, what: &str) -> Result<StagedLayer> {
+fn recompress_zstd(store: &ContentStore, src: impl Read, what: &str) -> Result<Pending> {
     let mut source = HashingReader::new(src);
     let mut out = gzip_writer(store)?;
     let decoded = zstd::stream::read::Decoder::new(&mut source)
@@ -166,7 +222,7 @@ fn recompress_zstd(store: &ContentStore, src: impl Read, what: &str) -> Result<S
     let (gz, tar_digest, _) = out.finish();
     let blob = gz.finish().map_err(|e| write_err(e, what))?;
     let (source_digest, source_size) = source.finish();
-    Ok(StagedLayer {
+    Ok(Pending {
         blob,
         diff_id: diff_id.map(|()| tar_digest),
         source_digest: Some(source_digest),
@@ -183,7 +239,7 @@ fn gzip_writer(store: &ContentStore) -> Result<Sha256Writer<GzEncoder<BlobWriter
 }
 
 /// Keeps a gzip layer as is while inflating a copy to hash the diff ID.
-fn keep_gzip(store: &ContentStore, mut src: impl Read, what: &str) -> Result<StagedLayer> {
+fn keep_gzip(store: &ContentStore, mut src: impl Read, what: &str) -> Result<Pending> {
     let mut tee = InflateTee {
         blob: store.writer()?,
         inflate: Some(MultiGzDecoder::new(Sha256Writer::new(io::sink()))),
@@ -192,7 +248,7 @@ fn keep_gzip(store: &ContentStore, mut src: impl Read, what: &str) -> Result<Sta
     };
     copy(&mut src, &mut tee, what)?;
     let (blob, diff_id, size) = tee.finish();
-    Ok(StagedLayer {
+    Ok(Pending {
         blob,
         diff_id,
         source_digest: None,
@@ -305,73 +361,86 @@ mod tests {
         assert_eq!(sniff(&bad), Kind::Other);
     }
 
-    #[test]
-    fn compressing_keeps_the_diff_id_and_is_deterministic() {
+    fn store() -> (tempfile::TempDir, ContentStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = ContentStore::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    fn stage(store: &ContentStore, src: &[u8], named: Option<&Digest>) -> Result<Staged> {
+        let head = &src[..src.len().min(BLOCK)];
+        stage_layer(store, sniff(head), src, named, "test")
+    }
+
+    #[test]
+    fn compressing_keeps_the_diff_id_and_is_deterministic() {
+        let (_dir, store) = store();
         let t = tar_with_file();
-        let a = stage_layer(&store, Kind::Tar, &t[..], "t").unwrap();
-        let b = stage_layer(&store, Kind::Tar, &t[..], "t").unwrap();
         let want = kiln_content::sha256_digest(&t);
-        assert_eq!(a.diff_id.as_ref().unwrap(), &want);
-        assert_eq!(a.source_digest.as_ref(), Some(&want));
-        let (da, _) = a.commit(None).unwrap();
-        let (db, _) = b.commit(None).unwrap();
-        assert_eq!(da, db);
-        // The committed gzip blob is then recognised as gzip with the same diff ID.
-        let gz = std::fs::read(store.blob_path(&da)).unwrap();
-        let again = stage_layer(&store, sniff(&gz), &gz[..], "g").unwrap();
-        assert_eq!(again.diff_id.unwrap(), want);
-        assert_eq!(again.source_size, gz.len() as u64);
+        let a = stage(&store, &t, Some(&want)).unwrap().unwrap();
+        let b = stage(&store, &t, None).unwrap().unwrap();
+        assert_eq!(a, b);
+        assert_eq!((&a.diff_id, &a.source_digest), (&want, &want));
+        assert_eq!(a.source_size, t.len() as u64);
+        // The committed gzip blob is recognised as gzip with the same diff ID.
+        let gz = std::fs::read(store.blob_path(&a.digest)).unwrap();
+        assert_eq!(gz.len() as u64, a.size);
+        let again = stage(&store, &gz, Some(&a.digest)).unwrap().unwrap();
+        assert_eq!(
+            again,
+            LayerBlob {
+                source_size: a.size,
+                source_digest: a.digest.clone(),
+                ..a
+            }
+        );
+    }
+
+    #[test]
+    fn a_source_must_match_its_name() {
+        let (_dir, store) = store();
+        let t = tar_with_file();
+        let wrong = kiln_content::sha256_digest(b"other");
+        let err = stage(&store, &t, Some(&wrong)).unwrap_err();
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+        let gz = std::fs::read(store.blob_path(&stage(&store, &t, None).unwrap().unwrap().digest))
+            .unwrap();
+        let err = stage(&store, &gz, Some(&wrong)).unwrap_err();
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+        assert_eq!(
+            store.list().unwrap().len(),
+            1,
+            "only the good blob is committed"
+        );
     }
 
     #[test]
     fn zstd_is_recompressed_to_gzip_with_both_digests() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ContentStore::open(dir.path()).unwrap();
+        let (_dir, store) = store();
         let t = tar_with_file();
         let zst = zstd::encode_all(&t[..], 3).unwrap();
-        let staged = stage_layer(&store, sniff(&zst), &zst[..], "z").unwrap();
+        let zst_digest = kiln_content::sha256_digest(&zst);
+        let staged = stage(&store, &zst, Some(&zst_digest)).unwrap().unwrap();
+        assert_eq!(staged.diff_id, kiln_content::sha256_digest(&t));
         assert_eq!(
-            staged.diff_id.as_ref().unwrap(),
-            &kiln_content::sha256_digest(&t)
+            (&staged.source_digest, staged.source_size),
+            (&zst_digest, zst.len() as u64)
         );
-        assert_eq!(
-            staged.source_digest,
-            Some(kiln_content::sha256_digest(&zst))
-        );
-        assert_eq!(staged.source_size, zst.len() as u64);
-        let (d, _) = staged.commit(None).unwrap();
-        let from_tar = stage_layer(&store, Kind::Tar, &t[..], "t").unwrap();
-        assert_eq!(from_tar.commit(None).unwrap().0, d);
-
-        let cut = &zst[..zst.len() - 4];
-        let bad = stage_layer(&store, Kind::Zstd, cut, "z").unwrap();
-        assert!(bad.diff_id.is_err());
-        assert_eq!(bad.source_size, cut.len() as u64);
+        let from_tar = stage(&store, &t, None).unwrap().unwrap();
+        assert_eq!(from_tar.digest, staged.digest);
     }
 
     #[test]
-    fn corrupt_gzip_is_reported_not_hidden() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ContentStore::open(dir.path()).unwrap();
-        let staged = stage_layer(&store, Kind::Tar, &tar_with_file()[..], "t").unwrap();
-        let (d, _) = staged.commit(None).unwrap();
-        let gz = std::fs::read(store.blob_path(&d)).unwrap();
-        let cut = &gz[..gz.len() - 6];
-        assert!(
-            stage_layer(&store, Kind::Gzip, cut, "g")
-                .unwrap()
-                .diff_id
-                .is_err()
-        );
-        let mut garbage = gz.clone();
-        garbage.extend_from_slice(b"trailing junk");
-        assert!(
-            stage_layer(&store, Kind::Gzip, &garbage[..], "g")
-                .unwrap()
-                .diff_id
-                .is_err()
-        );
+    fn corrupt_compression_is_reported_and_not_committed() {
+        let (_dir, store) = store();
+        let t = tar_with_file();
+        let good = stage(&store, &t, None).unwrap().unwrap();
+        let gz = std::fs::read(store.blob_path(&good.digest)).unwrap();
+        let zst = zstd::encode_all(&t[..], 3).unwrap();
+        let junk = [&gz[..], b"trailing junk"].concat();
+        for bad in [&gz[..gz.len() - 6], &junk[..], &zst[..zst.len() - 4], b"{}"] {
+            assert!(stage(&store, bad, None).unwrap().is_err());
+        }
+        assert_eq!(store.list().unwrap(), vec![good.digest]);
     }
 }

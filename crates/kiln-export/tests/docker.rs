@@ -102,11 +102,21 @@ fn unique(name: &str) -> String {
 
 #[test]
 fn docker_loads_and_runs_a_kiln_export() {
+    load_and_run(OCI, "busybox-oci");
+}
+
+#[test]
+fn docker_loads_and_runs_an_export_of_a_docker_v2s2_manifest() {
+    load_and_run(DOCKER_V2S2, "busybox-v2s2");
+}
+
+fn load_and_run(flavor: Flavor, name: &str) {
     ensure_dockerd();
-    let tag = unique("busybox");
+    let tag = unique(name);
     let _cleanup = Cleanup(vec![tag.clone()]);
     let src = temp_store();
-    let image = store_image(&src.store, &[busybox_layer(), small_layers().remove(0)]);
+    let layers = [busybox_layer(), small_layers().remove(0)];
+    let image = store_image_as(&src.store, &layers, flavor);
     let mut tar = Vec::new();
     let images = [ExportImage {
         manifest_digest: image.manifest.clone(),

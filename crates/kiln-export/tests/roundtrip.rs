@@ -164,6 +164,129 @@ fn oci_index_names_images_by_tag_and_full_name() {
         .filter(|k| k.starts_with("blobs/sha256/"))
         .count();
     assert_eq!(blobs, 4);
+    // Read back, the entries of one manifest make one image with all names.
+    let imported = import_archive(&temp_store().store, &tar[..]).unwrap();
+    assert_eq!(imported.len(), 1);
+    assert_eq!(
+        imported[0].tags,
+        vec!["docker.io/library/busybox:latest", "localhost:5000/a/b:v2"]
+    );
+}
+
+#[test]
+fn docker_v2s2_manifest_round_trips_unchanged() {
+    let src = temp_store();
+    let image = store_image_as(&src.store, &small_layers(), DOCKER_V2S2);
+    let mut tar = Vec::new();
+    export_docker_archive(&src.store, &export_image(&image), &mut tar).unwrap();
+    let index: serde_json::Value =
+        serde_json::from_slice(&read_members(&tar)["index.json"]).unwrap();
+    assert_eq!(
+        index["manifests"][0]["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    let dst = temp_store();
+    let imported = import_archive(&dst.store, &tar[..]).unwrap();
+    assert_eq!(imported[0].manifest_digest, image.manifest);
+    assert_eq!(imported[0].config_digest, image.config);
+}
+
+#[test]
+fn images_sharing_layers_export_and_import_together() {
+    let src = temp_store();
+    let base = small_layers().remove(0);
+    let first = store_image(&src.store, std::slice::from_ref(&base));
+    let second = store_image(&src.store, &[base, small_layers().remove(1)]);
+    let images = vec![
+        ExportImage {
+            manifest_digest: first.manifest.clone(),
+            tags: vec!["one:1".into()],
+        },
+        ExportImage {
+            manifest_digest: second.manifest.clone(),
+            tags: vec!["two:2".into(), "two:latest".into()],
+        },
+    ];
+    let mut tar = Vec::new();
+    export_docker_archive(&src.store, &images, &mut tar).unwrap();
+    // The shared base layer is written once.
+    let blobs = read_members(&tar)
+        .keys()
+        .filter(|k| k.starts_with("blobs/"))
+        .count();
+    // Two manifests, two configs, two distinct layers.
+    assert_eq!(blobs, 6);
+
+    let dst = temp_store();
+    let imported = import_archive(&dst.store, &tar[..]).unwrap();
+    let summary: Vec<_> = imported
+        .iter()
+        .map(|i| (i.manifest_digest.clone(), i.tags.clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (first.manifest, vec!["one:1".to_string()]),
+            (
+                second.manifest,
+                vec!["two:2".to_string(), "two:latest".to_string()]
+            ),
+        ]
+    );
+    assert_store_consistent(&dst);
+}
+
+#[test]
+fn nested_index_takes_the_present_platform_and_skips_attestations() {
+    let src = temp_store();
+    let image = store_image(&src.store, &small_layers());
+    let mut tar = Vec::new();
+    export_oci_archive(&src.store, &export_image(&image), &mut tar).unwrap();
+    let members = read_members(&tar);
+    let manifest_size = members[&format!("blobs/sha256/{}", image.manifest.digest())].len();
+    let absent = sha256_digest(b"arm64 manifest, not saved");
+    let attestation = sha256_digest(b"attestation, not saved");
+    let nested = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": image.manifest.to_string(),
+             "size": manifest_size, "platform": {"architecture": "amd64", "os": "linux"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": absent.to_string(),
+             "size": 10, "platform": {"architecture": "arm64", "os": "linux"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": attestation.to_string(),
+             "size": 10, "annotations": {"vnd.docker.reference.type": "attestation-manifest"}},
+        ],
+    }))
+    .unwrap();
+    let nested_d = sha256_digest(&nested);
+    let top = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": nested_d.to_string(),
+            "size": nested.len(),
+            "annotations": {"io.containerd.image.name": "docker.io/lab/multi:1"},
+        }],
+    }))
+    .unwrap();
+    let mut entries: Vec<(String, Vec<u8>)> = members
+        .into_iter()
+        .filter(|(k, _)| k != "index.json")
+        .collect();
+    entries.push((format!("blobs/sha256/{}", nested_d.digest()), nested));
+    entries.push(("index.json".into(), top));
+    let refs: Vec<(&str, &[u8])> = entries.iter().map(|(p, d)| (p.as_str(), &d[..])).collect();
+
+    let imported = import_archive(&temp_store().store, &archive(&refs)[..]).unwrap();
+    assert_eq!(
+        imported,
+        vec![ImportedImage {
+            manifest_digest: image.manifest,
+            config_digest: image.config,
+            tags: vec!["docker.io/lab/multi:1".to_string()],
+        }]
+    );
 }
 
 #[test]

@@ -34,7 +34,8 @@ pub struct CheckReport {
     /// Temp files in the content store's ingest directory (orphan unless a
     /// writer is live).
     pub ingest_files: usize,
-    /// Directories under `layers/` with no metadata (orphan).
+    /// Directories under `layers/` with no metadata and no active lease
+    /// that may still be filling them (orphan).
     pub orphan_unpacked: Vec<PathBuf>,
     /// Unpacked-layer rows whose directory is gone (orphan: GC deletes the
     /// directory before its row commits, and lookups ignore such rows).
@@ -114,7 +115,11 @@ impl Store {
             missing_blobs: self.missing_blobs(conn)?,
             orphan_blobs,
             ingest_files: count_entries(&self.content().root().join("ingest")),
-            orphan_unpacked: self.orphan_dirs(&known)?,
+            orphan_unpacked: self
+                .orphan_dirs(&known)?
+                .into_iter()
+                .filter(|p| !roots.recent(mtime(p)))
+                .collect(),
             stale_unpacked,
             ..CheckReport::default()
         })

@@ -6,7 +6,8 @@
 //! content newer than the oldest active lease (in-flight builds write blobs
 //! before they can name them). The sweep runs inside a write transaction,
 //! so it cannot interleave with `put_image`, which checks its blobs under
-//! the same lock.
+//! the same lock. Unreferenced content written without a lease is fair
+//! game, so builders and importers must hold a [`crate::Lease`].
 
 use std::collections::HashSet;
 use std::fs;
@@ -96,7 +97,8 @@ impl Roots {
         self.diff_ids.contains(diff_id) || self.recent(last_used)
     }
 
-    fn recent(&self, t: i64) -> bool {
+    /// Modified while a lease was active: possibly in-flight work.
+    pub(crate) fn recent(&self, t: i64) -> bool {
         self.protect_after.is_some_and(|after| t >= after)
     }
 }

@@ -614,3 +614,20 @@ fn schema_is_versioned() {
         Err(StoreError::SchemaTooNew { found: 99, .. })
     ));
 }
+
+#[test]
+fn leases_protect_unpacked_layers() {
+    let (_d, store) = open();
+    let diff_id = kiln_image::sha256_digest(b"cache");
+    store
+        .add_unpacked(&diff_id, &unpack(&store, "c"), 1)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let lease = store.lease(Duration::from_secs(600)).unwrap();
+    lease.protect_unpacked(&diff_id).unwrap();
+    assert_eq!(store.gc().unwrap().unpacked_removed, 0);
+    assert!(store.unpacked(&diff_id).unwrap().is_some());
+    lease.release().unwrap();
+    assert_eq!(store.gc().unwrap().unpacked_removed, 1);
+    assert!(store.unpacked(&diff_id).unwrap().is_none());
+}

@@ -21,13 +21,25 @@ pub enum Error {
     Pattern { pattern: String, reason: String },
 }
 
+/// How a pattern is tested. moby skips the regular expression for simple patterns, and its
+/// shortcut for a leading `**` differs from the expression (`**.md` matches `a/b.md`).
+#[derive(Debug, Clone)]
+enum Test {
+    Exact,
+    /// A pattern ending in `**`: the text before it.
+    Prefix(String),
+    /// A pattern starting with `**` and no other wildcard: the text after it.
+    Suffix(String),
+    Regex(Regex),
+}
+
 /// One compiled pattern.
 #[derive(Debug, Clone)]
 pub struct Pattern {
     /// The cleaned pattern, without its `!`.
     text: String,
     exclusion: bool,
-    regex: Regex,
+    test: Test,
 }
 
 impl Pattern {
@@ -42,7 +54,14 @@ impl Pattern {
     }
 
     fn matches(&self, path: &str) -> bool {
-        self.regex.is_match(path)
+        match &self.test {
+            Test::Exact => path == self.text,
+            Test::Prefix(prefix) => path.starts_with(prefix.as_str()),
+            Test::Suffix(suffix) => {
+                path.ends_with(suffix.as_str()) || suffix.strip_prefix('/') == Some(path)
+            }
+            Test::Regex(re) => re.is_match(path),
+        }
     }
 }
 
@@ -68,11 +87,11 @@ impl Matcher {
                 None => (false, cleaned),
             };
             validate(&text).map_err(|reason| bad(raw, reason))?;
-            let regex = Regex::new(&to_regex(&text)).map_err(|e| bad(raw, &e.to_string()))?;
+            let test = compile(&text).map_err(|e| bad(raw, &e.to_string()))?;
             compiled.push(Pattern {
                 text,
                 exclusion,
-                regex,
+                test,
             });
         }
         Ok(Self { patterns: compiled })
@@ -235,31 +254,70 @@ fn validate(pattern: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// moby's translation of a pattern to an anchored regular expression.
-fn to_regex(pattern: &str) -> String {
+/// How moby classifies a pattern: exact text, a `**` prefix or suffix shortcut, or else a
+/// regular expression.
+fn compile(pattern: &str) -> Result<Test, regex::Error> {
+    let (re, kind) = translate(pattern);
+    Ok(match kind {
+        Kind::Exact => Test::Exact,
+        Kind::Prefix => Test::Prefix(pattern.strip_suffix("**").unwrap_or(pattern).to_owned()),
+        Kind::Suffix => Test::Suffix(pattern.strip_prefix("**").unwrap_or(pattern).to_owned()),
+        Kind::Regex => Test::Regex(Regex::new(&re)?),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Exact,
+    Prefix,
+    Suffix,
+    Regex,
+}
+
+/// moby's translation of a pattern to an anchored regular expression, and its classification
+/// (any wildcard, escape or class makes it a regular expression; `**` at the end of otherwise
+/// plain text is a prefix test, `**` at the start a suffix test unless a wildcard follows).
+fn translate(pattern: &str) -> (String, Kind) {
     let mut re = String::from("^");
+    let mut kind = Kind::Exact;
     let mut chars = pattern.chars().peekable();
     let mut in_class = false;
+    let mut first = true;
     while let Some(c) = chars.next() {
         match c {
             '*' if !in_class && chars.peek() == Some(&'*') => {
                 chars.next();
                 chars.next_if_eq(&'/');
-                re.push_str(if chars.peek().is_none() {
-                    ".*"
+                if chars.peek().is_some() {
+                    re.push_str("(.*/)?");
+                    kind = Kind::Regex;
+                } else if kind == Kind::Exact {
+                    kind = Kind::Prefix;
                 } else {
-                    "(.*/)?"
-                });
+                    re.push_str(".*");
+                    kind = Kind::Regex;
+                }
+                if first {
+                    kind = Kind::Suffix;
+                }
             }
-            '*' if !in_class => re.push_str("[^/]*"),
-            '?' if !in_class => re.push_str("[^/]"),
+            '*' if !in_class => {
+                re.push_str("[^/]*");
+                kind = Kind::Regex;
+            }
+            '?' if !in_class => {
+                re.push_str("[^/]");
+                kind = Kind::Regex;
+            }
             '\\' => {
                 re.push('\\');
                 re.extend(chars.next());
+                kind = Kind::Regex;
             }
             '[' if !in_class => {
                 in_class = true;
                 re.push('[');
+                kind = Kind::Regex;
             }
             ']' if in_class => {
                 in_class = false;
@@ -275,9 +333,10 @@ fn to_regex(pattern: &str) -> String {
             }
             _ => re.push(c),
         }
+        first = false;
     }
     re.push('$');
-    re
+    (re, kind)
 }
 
 #[cfg(test)]
@@ -296,10 +355,14 @@ mod tests {
 
     #[test]
     fn regex_translation() {
-        assert_eq!(to_regex("a*.go"), r"^a[^/]*\.go$");
-        assert_eq!(to_regex("**/x"), "^(.*/)?x$");
-        assert_eq!(to_regex("x/**"), "^x/.*$");
-        assert_eq!(to_regex("[a-c]?"), "^[a-c][^/]$");
+        assert_eq!(translate("a*.go"), (r"^a[^/]*\.go$".into(), Kind::Regex));
+        assert_eq!(translate("**/x*"), ("^(.*/)?x[^/]*$".into(), Kind::Regex));
+        assert_eq!(translate("x/*/**"), ("^x/[^/]*/.*$".into(), Kind::Regex));
+        assert_eq!(translate("[a-c]?"), ("^[a-c][^/]$".into(), Kind::Regex));
+        assert_eq!(translate("a.b").1, Kind::Exact);
+        assert_eq!(translate("x/**").1, Kind::Prefix);
+        assert_eq!(translate("**/x").1, Kind::Suffix);
+        assert_eq!(translate("**").1, Kind::Suffix);
     }
 
     #[test]

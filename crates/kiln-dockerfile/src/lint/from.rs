@@ -11,6 +11,7 @@ use kiln_shell::{Expansion, Lexer};
 use crate::instructions::{Command, From, Instruction};
 use crate::stages::{Platform, automatic_args};
 
+use super::quote::go_quote;
 use super::reference::{parse_platform, valid_image};
 use super::rules;
 use super::suggest::closest;
@@ -167,8 +168,8 @@ fn const_platform(from: &From, e: &Expansion, command: &Command) -> Option<Hit> 
         return None;
     }
     let msg = format!(
-        "FROM --platform flag should not use constant value {:?}",
-        e.value
+        "FROM --platform flag should not use constant value {}",
+        go_quote(&e.value)
     );
     Some(Hit::new(
         rules::FROM_PLATFORM_FLAG_CONST_DISALLOWED,

@@ -15,6 +15,7 @@ mod config;
 pub mod dockerignore;
 mod from;
 mod ownership;
+mod quote;
 mod reference;
 mod render;
 pub mod rules;

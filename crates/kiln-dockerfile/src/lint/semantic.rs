@@ -5,6 +5,7 @@ use crate::instructions::{Instruction, Spanned};
 use crate::stages::{Base, Dockerfile, Expanded, Stage};
 
 use super::dockerignore::{self, Matcher};
+use super::quote::go_quote;
 use super::rules;
 use super::suggest::closest;
 use super::{Hit, ownership};
@@ -62,8 +63,8 @@ fn relative_workdirs(stage: &Stage, mut set: bool) -> (Option<Hit>, bool) {
         };
         if !set && !w.path.value.starts_with('/') {
             let msg = format!(
-                "Relative workdir {:?} can have unexpected results if the base image changes",
-                w.path.value
+                "Relative workdir {} can have unexpected results if the base image changes",
+                go_quote(&w.path.value)
             );
             hit = Some(Hit::new(
                 rules::WORKDIR_RELATIVE_PATH,
@@ -122,8 +123,10 @@ fn ignored_sources(expanded: &Expanded, matcher: &Matcher) -> Vec<Hit> {
         .filter(|s| verb == "Copy" || !is_remote(&s.value))
         .filter_map(|s| ignored(matcher, &s.value))
         .map(|src| {
-            let msg =
-                format!("Attempting to {verb} file {src:?} that is excluded by .dockerignore");
+            let msg = format!(
+                "Attempting to {verb} file {} that is excluded by .dockerignore",
+                go_quote(&src)
+            );
             Hit::new(rules::COPY_IGNORED_FILE, msg, expanded.command.span)
         })
         .collect()

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use crate::ast::{Node, Span};
 use crate::instructions::{Command, Form, Instruction};
 
+use super::quote::go_quote;
 use super::rules;
 use super::{Hit, Input};
 
@@ -26,7 +27,7 @@ pub(super) fn check(input: &Input<'_>) -> Vec<Hit> {
 }
 
 /// The source span of 1-based `line` (without its newline).
-pub(super) fn line_span(source: &str, line: usize) -> Span {
+fn line_span(source: &str, line: usize) -> Span {
     let mut start = 0;
     for (i, text) in source.split_inclusive('\n').enumerate() {
         if i + 1 == line {
@@ -131,15 +132,15 @@ fn stage_names(input: &Input<'_>) -> Vec<Hit> {
         hits.extend(from_as_casing(input.source, node, command.span));
         if matches!(name.value.as_str(), "scratch" | "context") {
             let msg = format!(
-                "Stage name should not use the same name as reserved stage {:?}",
-                name.value
+                "Stage name should not use the same name as reserved stage {}",
+                go_quote(&name.value)
             );
             hits.push(Hit::new(rules::RESERVED_STAGE_NAME, msg, command.span));
         }
         if !seen.insert(name.value.clone()) {
             let msg = format!(
-                "Duplicate stage name {:?}, stage names should be unique",
-                name.value
+                "Duplicate stage name {}, stage names should be unique",
+                go_quote(&name.value)
             );
             hits.push(Hit::new(rules::DUPLICATE_STAGE_NAME, msg, command.span));
         }
@@ -249,7 +250,8 @@ fn secret(instruction: &str, key: &str, span: Span) -> Option<Hit> {
     };
     (has(DENY) && !has(ALLOW)).then(|| {
         let msg = format!(
-            "Do not use ARG or ENV instructions for sensitive data ({instruction} {key:?})"
+            "Do not use ARG or ENV instructions for sensitive data ({instruction} {})",
+            go_quote(key)
         );
         Hit::new(rules::SECRETS_USED_IN_ARG_OR_ENV, msg, span)
     })

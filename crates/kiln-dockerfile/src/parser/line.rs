@@ -45,10 +45,10 @@ impl LineParser<'_> {
         Error::new(message, self.logical.span(start, end))
     }
 
-    /// The node for the text from `base` to the end of the line; span and lines cover that
-    /// text and are widened by the caller for a top-level instruction.
-    pub fn node(&self, base: usize, depth: usize) -> Result<Node> {
-        let full = self.text(base, self.logical.text.len());
+    /// The node for the text `base..limit` of the line; span and lines cover that text and
+    /// are widened by the caller for a top-level instruction.
+    pub fn node(&self, base: usize, limit: usize, depth: usize) -> Result<Node> {
+        let full = self.text(base, limit);
         let (start, end) = trimmed_range(full, base);
         let body = self.text(start, end);
         let cmd_end = body.find(is_split_space).map_or(end, |i| start + i);
@@ -212,7 +212,7 @@ impl LineParser<'_> {
         if depth >= MAX_ONBUILD_DEPTH {
             return Err(self.error("ONBUILD nested too deeply".into(), start, end));
         }
-        let trigger = self.node(start, depth + 1)?;
+        let trigger = self.node(start, end, depth + 1)?;
         Ok(Parsed {
             next: Some(Box::new(trigger)),
             ..Parsed::default()

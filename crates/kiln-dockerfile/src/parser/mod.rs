@@ -46,6 +46,8 @@ struct Parser<'s> {
     directives: DirectiveScanner,
     nodes: Vec<Node>,
     warnings: Vec<ParseWarning>,
+    /// Comments seen since the last instruction.
+    comments: Vec<String>,
 }
 
 /// The physical lines that made up one instruction.
@@ -64,6 +66,7 @@ impl<'s> Parser<'s> {
             directives: DirectiveScanner::new(),
             nodes: Vec::new(),
             warnings: Vec::new(),
+            comments: Vec::new(),
         }
     }
 
@@ -95,12 +98,15 @@ impl<'s> Parser<'s> {
     fn gather(&mut self, line: RawLine<'s>) -> Result<Option<Gathered<'s>>> {
         let text = line.text.trim_start();
         let offset = line.text.len() - text.len();
-        self.directives.scan(&line, text, offset)?;
+        self.note_comment(line.text);
+        if self.directives.scan(&line, text, offset)? {
+            self.comments.pop();
+        }
         if is_comment(text) {
             return Ok(None);
         }
         let escape = self.directives.escape();
-        let (piece, mut continues) = trim_continuation(text, escape);
+        let (piece, continues) = trim_continuation(text, escape);
         if !continues && piece.is_empty() {
             return Ok(None);
         }
@@ -111,10 +117,16 @@ impl<'s> Parser<'s> {
             empty_continuation: None,
         };
         gathered.logical.push(piece, line.start + offset);
-        while continues {
-            let Some(next) = self.lines.next_line()? else {
-                break;
-            };
+        if continues {
+            self.continuation(&mut gathered, escape)?;
+        }
+        Ok(Some(gathered))
+    }
+
+    /// Appends continuation lines until one does not end in the escape character; comment
+    /// lines are skipped, blank ones remembered for the warning.
+    fn continuation(&mut self, gathered: &mut Gathered<'s>, escape: char) -> Result<()> {
+        while let Some(next) = self.lines.next_line()? {
             gathered.last = next;
             if is_comment(next.text) {
                 continue;
@@ -125,9 +137,25 @@ impl<'s> Parser<'s> {
             }
             let (piece, more) = trim_continuation(next.text, escape);
             gathered.logical.push(piece, next.start);
-            continues = more;
+            if !more {
+                break;
+            }
         }
-        Ok(Some(gathered))
+        Ok(())
+    }
+
+    /// Collects a comment line as BuildKit does: drop the line's first character, trim; an
+    /// empty comment clears what was collected.
+    fn note_comment(&mut self, text: &str) {
+        if !is_comment(text) {
+            return;
+        }
+        let mut chars = text.chars();
+        chars.next();
+        match chars.as_str().trim() {
+            "" => self.comments.clear(),
+            comment => self.comments.push(comment.to_owned()),
+        }
     }
 
     fn instruction(&mut self, gathered: Gathered<'s>) -> Result<()> {
@@ -135,18 +163,13 @@ impl<'s> Parser<'s> {
             logical: &gathered.logical,
             escape: self.directives.escape(),
         };
-        let mut node = parser.node(0, 0)?;
+        let mut node = parser.node(0, gathered.logical.text.len(), 0)?;
         let start = gathered.first.start
             + (gathered.first.text.len() - gathered.first.text.trim_start().len());
-        let mut last = gathered.last;
-        if takes_heredocs(&node) && gathered.logical.text.contains("<<") {
-            for announced in heredoc::announced(&gathered.logical.text) {
-                let word = gathered.logical.span(announced.start, announced.end);
-                let (body, end_line) = self.heredoc_body(&announced, word)?;
-                node.heredocs.push(body);
-                last = end_line;
-            }
-        }
+        let last = self
+            .heredocs(&mut node, &gathered.logical)?
+            .unwrap_or(gathered.last);
+        node.comments = std::mem::take(&mut self.comments);
         node.span = Span {
             start,
             end: last.span().end,
@@ -162,11 +185,26 @@ impl<'s> Parser<'s> {
                     gathered.logical.text
                 ),
                 span: blank.span(),
-                line: node.end_line,
+                line: gathered.last.number,
             });
         }
         self.nodes.push(node);
         Ok(())
+    }
+
+    /// Reads the bodies of the heredocs the line announces; returns the last line read.
+    fn heredocs(&mut self, node: &mut Node, logical: &Logical) -> Result<Option<RawLine<'s>>> {
+        if !takes_heredocs(node) || !logical.text.contains("<<") {
+            return Ok(None);
+        }
+        let mut last = None;
+        for announced in heredoc::announced(&logical.text) {
+            let word = logical.span(announced.start, announced.end);
+            let (body, terminator) = self.heredoc_body(&announced, word)?;
+            node.heredocs.push(body);
+            last = Some(terminator);
+        }
+        Ok(last)
     }
 
     /// Reads a heredoc body up to its terminator line; returns it and the terminator line.

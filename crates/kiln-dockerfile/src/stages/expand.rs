@@ -10,7 +10,7 @@ use kiln_shell::Lexer;
 
 use crate::ast::Span;
 use crate::instructions::{
-    self, Arg, Chmod, Command, Instruction, KeyValues, Spanned, Transfer, Typed,
+    self, Arg, Chmod, Command, Copy, Instruction, KeyValues, Spanned, Transfer, Typed,
 };
 use crate::{Error, Result};
 
@@ -26,6 +26,8 @@ pub struct Ctx<'a> {
     /// For heredoc bodies (escape `\\` whatever the directive says).
     pub heredoc_lexer: &'a Lexer,
     pub global: &'a [(String, String)],
+    /// Names declared by meta ARGs (with or without a value): not "undefined" in FROM.
+    pub global_names: &'a BTreeSet<String>,
     pub build_args: &'a BTreeMap<String, String>,
     /// Every stage's name, by index.
     pub names: &'a [Option<String>],
@@ -88,7 +90,7 @@ pub fn stage(
     let Instruction::From(f) = &mut from.instruction else {
         return Err(Error::new("stage does not start with FROM", from.span));
     };
-    let mut ex = Expander::new(ctx.lexer, ctx.global.to_vec(), BTreeSet::new());
+    let mut ex = Expander::new(ctx.lexer, ctx.global.to_vec(), ctx.global_names.clone());
     let raw_image = f.image.value.clone();
     ex.spanned(&mut f.image)?;
     if f.image.value.is_empty() {
@@ -165,18 +167,7 @@ fn command(ctx: &Ctx<'_>, scope: &mut Scope, mut command: Command) -> Result<Exp
         Instruction::Arg(arg) => undefined = stage_arg(ctx, scope, arg)?,
         Instruction::Copy(c) => {
             transfer(ctx, &mut ex, &mut c.transfer)?;
-            if let Some(from) = &mut c.from {
-                if from.value.contains('$') {
-                    variable_from.push(from.span);
-                    ex.spanned(from)?;
-                }
-                c.source = Some(resolve::copy_from(
-                    &from.value,
-                    from.span,
-                    ctx.names,
-                    ctx.index,
-                )?);
-            }
+            variable_from.extend(copy_source(ctx, &mut ex, c)?);
         }
         Instruction::Add(a) => {
             transfer(ctx, &mut ex, &mut a.transfer)?;
@@ -209,6 +200,25 @@ fn command(ctx: &Ctx<'_>, scope: &mut Scope, mut command: Command) -> Result<Exp
         env,
         run_args,
     })
+}
+
+/// Resolves `COPY --from`, expanding it first if it uses variables (kiln-only); returns the
+/// flag's span in that case.
+fn copy_source(ctx: &Ctx<'_>, ex: &mut Expander<'_>, c: &mut Copy) -> Result<Option<Span>> {
+    let Some(from) = &mut c.from else {
+        return Ok(None);
+    };
+    let variable = from.value.contains('$');
+    if variable {
+        ex.spanned(from)?;
+    }
+    c.source = Some(resolve::copy_from(
+        &from.value,
+        from.span,
+        ctx.names,
+        ctx.index,
+    )?);
+    Ok(variable.then_some(from.span))
 }
 
 fn pairs(ex: &mut Expander<'_>, kv: &mut KeyValues) -> Result<()> {

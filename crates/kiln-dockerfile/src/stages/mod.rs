@@ -5,6 +5,8 @@
 //!
 //! kiln's one deliberate difference: variables in `COPY --from=` and `RUN --mount=from=` are
 //! expanded (BuildKit refuses them, moby/moby#34482); each use is recorded so lint can flag it.
+//! Stricter than BuildKit, which only warns: duplicate stage names and the reserved names
+//! `scratch` and `context` are errors.
 
 mod expand;
 mod platform;
@@ -158,12 +160,14 @@ pub fn stages(
         }
     }
     let meta_args = expand::meta_args(meta, &mut global, build_args, &lexer)?;
+    let global_names = declared_names(&meta_args);
     let mut stages: Vec<Stage> = Vec::with_capacity(raw.len());
     for (index, (from, commands)) in raw.into_iter().enumerate() {
         let ctx = expand::Ctx {
             lexer: &lexer,
             heredoc_lexer: &heredoc_lexer,
             global: &global,
+            global_names: &global_names,
             build_args,
             names: &names,
             index,
@@ -202,6 +206,17 @@ fn split(ast: &Ast, source: &str) -> Result<(Vec<Command>, Vec<RawStage>)> {
         ));
     }
     Ok((meta, raw))
+}
+
+/// Every name the meta ARGs declare.
+fn declared_names(meta_args: &[Expanded]) -> BTreeSet<String> {
+    let decls = meta_args
+        .iter()
+        .filter_map(|e| match &e.command.instruction {
+            Instruction::Arg(a) => Some(a.args.iter().map(|d| d.name.value.clone())),
+            _ => None,
+        });
+    decls.flatten().collect()
 }
 
 fn stage_name(from: &Command) -> Option<String> {

@@ -125,8 +125,34 @@ pub struct StoredImage {
     pub diff_ids: Vec<Digest>,
 }
 
+/// Media types of a manifest, its config and gzip layers.
+#[derive(Clone, Copy)]
+pub struct Flavor {
+    manifest: &'static str,
+    config: &'static str,
+    layer: &'static str,
+}
+
+pub const OCI: Flavor = Flavor {
+    manifest: "application/vnd.oci.image.manifest.v1+json",
+    config: "application/vnd.oci.image.config.v1+json",
+    layer: "application/vnd.oci.image.layer.v1.tar+gzip",
+};
+
+/// Docker v2 schema 2, as `docker push` and older pulls store images.
+pub const DOCKER_V2S2: Flavor = Flavor {
+    manifest: "application/vnd.docker.distribution.manifest.v2+json",
+    config: "application/vnd.docker.container.image.v1+json",
+    layer: "application/vnd.docker.image.rootfs.diff.tar.gzip",
+};
+
 /// Writes an OCI manifest with gzip layers, its config and layers to `store`.
 pub fn store_image(store: &ContentStore, layers: &[Vec<u8>]) -> StoredImage {
+    store_image_as(store, layers, OCI)
+}
+
+/// Writes a manifest of `flavor` with gzip layers, its config and layers.
+pub fn store_image_as(store: &ContentStore, layers: &[Vec<u8>], flavor: Flavor) -> StoredImage {
     let config = config_json(layers);
     let config_digest = store.write_bytes(&config).unwrap();
     let mut descriptors = Vec::new();
@@ -134,21 +160,14 @@ pub fn store_image(store: &ContentStore, layers: &[Vec<u8>]) -> StoredImage {
     for layer in layers {
         let gz = gzip(layer);
         let d = store.write_bytes(&gz).unwrap();
-        descriptors.push(json!({
-            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-            "digest": d.to_string(),
-            "size": gz.len(),
-        }));
+        descriptors
+            .push(json!({"mediaType": flavor.layer, "digest": d.to_string(), "size": gz.len()}));
         layer_blobs.push(d);
     }
     let manifest = serde_json::to_vec(&json!({
         "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {
-            "mediaType": "application/vnd.oci.image.config.v1+json",
-            "digest": config_digest.to_string(),
-            "size": config.len(),
-        },
+        "mediaType": flavor.manifest,
+        "config": {"mediaType": flavor.config, "digest": config_digest.to_string(), "size": config.len()},
         "layers": descriptors,
     }))
     .unwrap();

@@ -1,0 +1,111 @@
+//! The build engine behind `kiln build`: a multi-stage Dockerfile becomes images in the store,
+//! the way BuildKit builds it (same files, config, history and layer structure).
+//!
+//! [`build`] parses and plans the Dockerfile, then runs the stages the target needs, independent
+//! stages at the same time. Each filesystem step (RUN, COPY, ADD, WORKDIR) runs on an overlay
+//! snapshot of the layers so far; its upper directory becomes the next layer, written once as a
+//! blob and kept unpacked for the steps after it. Metadata instructions only edit the config.
+//! [`import_rootfs`] makes base images from rootfs tarballs, like `docker import`.
+
+mod copy;
+mod engine;
+mod error;
+mod import;
+mod layers;
+mod metadata;
+mod mounts;
+mod progress;
+mod run;
+mod stage;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub use engine::build;
+pub use error::{BuildError, Result};
+pub use import::import_rootfs;
+pub use kiln_executor::Network;
+pub use metadata::DEFAULT_SHELL;
+pub use progress::{
+    BuildSummary, PlainProgress, Progress, StageSize, StepInfo, StepOutcome, format_size,
+    size_lines,
+};
+
+use kiln_store::ImageRecord;
+
+/// Which OCI runtime runs RUN steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Runtime {
+    /// libcontainer in a re-executed helper: `/proc/self/exe` (the `kiln` binary, which calls
+    /// `kiln_executor::helper_main()` first thing) unless another helper binary is given.
+    Libcontainer {
+        /// A binary that calls `kiln_executor::helper_main()`.
+        helper: Option<PathBuf>,
+    },
+    /// The `runc` binary (`PATH` lookup unless given).
+    Runc {
+        /// Path of the runc binary.
+        binary: Option<PathBuf>,
+    },
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self::Libcontainer { helper: None }
+    }
+}
+
+/// What to build, and how.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    /// The Dockerfile's text.
+    pub dockerfile: String,
+    /// Its name in messages (`Dockerfile`, `app/Dockerfile`).
+    pub dockerfile_name: String,
+    /// Its path, when it is a file: a `<Dockerfile>.dockerignore` beside it wins over the
+    /// context's `.dockerignore`.
+    pub dockerfile_path: Option<PathBuf>,
+    /// The build context directory.
+    pub context: PathBuf,
+    /// `--build-arg` values.
+    pub build_args: BTreeMap<String, String>,
+    /// `--target` stage; the last stage when `None`.
+    pub target: Option<String>,
+    /// `-t` references for the final image.
+    pub tags: Vec<String>,
+    /// `--label` values, added to the final image's config.
+    pub labels: BTreeMap<String, String>,
+    /// `--no-cache`. Every step runs today (the step cache is not implemented yet).
+    pub no_cache: bool,
+    /// Stages run at the same time at most; 0 means no limit.
+    pub jobs: usize,
+    /// Network of RUN steps without `--network`.
+    pub network: Network,
+    /// Runtime for RUN steps.
+    pub runtime: Runtime,
+}
+
+/// A stage built on the way to the target, stored as an intermediate image.
+#[derive(Debug, Clone)]
+pub struct BuiltStage {
+    /// Stage index in the Dockerfile.
+    pub index: usize,
+    /// Display name (`builder`, `stage-1`).
+    pub name: String,
+    /// Its image in the store.
+    pub image: ImageRecord,
+}
+
+/// What a successful build produced.
+#[derive(Debug, Clone)]
+pub struct BuildResult {
+    /// The target's image, with the requested tags.
+    pub image: ImageRecord,
+    /// The other stages built, in stage order.
+    pub stages: Vec<BuiltStage>,
+}
+
+/// The current time as RFC 3339 UTC, as configs and history record it.
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}

@@ -1,0 +1,180 @@
+//! Source views (the build context, or another stage's or image's root filesystem) and the
+//! `RUN --mount` types built on them: bind, cache and tmpfs.
+
+use std::os::unix::fs::{PermissionsExt, chown};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use kiln_dockerfile::instructions::{Mount, MountType, Sharing, Source};
+use kiln_executor::MountSpec;
+use kiln_snapshot::ActiveSnapshot;
+use tempfile::TempDir;
+
+use crate::engine::Shared;
+use crate::error::{BuildError, Result, io_err};
+use crate::layers::BaseImage;
+use crate::metadata::clean_path;
+
+/// A readable root filesystem: the context directory, or a mounted snapshot of layers.
+pub(crate) struct SourceView {
+    /// Dropped (unmounted) before its directory is removed: fields drop in order.
+    snapshot: Option<Box<dyn ActiveSnapshot>>,
+    _tmp: Option<TempDir>,
+    root: PathBuf,
+}
+
+impl SourceView {
+    /// The context (`source` is `None`), or a stage's or image's files.
+    pub fn open(shared: &Shared<'_>, source: Option<&Source>) -> Result<Self> {
+        let lowers = match source {
+            None => {
+                return Ok(Self {
+                    snapshot: None,
+                    _tmp: None,
+                    root: shared.context.root().to_path_buf(),
+                });
+            }
+            Some(Source::Stage(i)) => shared.stage_output(*i)?.lowers.clone(),
+            Some(Source::Image(name)) => {
+                let image = BaseImage::load(shared.store, name)?;
+                shared.layers.lowers(&image.layers)?
+            }
+        };
+        Self::layered(shared, &lowers)
+    }
+
+    /// A writable view over `lowers`; its changes are discarded on drop.
+    fn layered(shared: &Shared<'_>, lowers: &[PathBuf]) -> Result<Self> {
+        let tmp = shared.store.tmp_dir()?;
+        let snapshot = shared
+            .snapshotter
+            .prepare(lowers, &tmp.path().join("snapshot"))?;
+        let root = snapshot.rootfs().to_path_buf();
+        Ok(Self {
+            snapshot: Some(snapshot),
+            _tmp: Some(tmp),
+            root,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        self.snapshot.as_ref().map_or(&self.root, |s| s.rootfs())
+    }
+
+    /// Whether this is the build context (whose `.dockerignore` applies).
+    pub fn is_context(&self) -> bool {
+        self.snapshot.is_none()
+    }
+}
+
+/// The mounts of one RUN, with what must stay alive while it runs.
+#[derive(Default)]
+pub(crate) struct Prepared {
+    pub specs: Vec<MountSpec>,
+    /// Snapshots behind bind mounts.
+    _views: Vec<SourceView>,
+    /// `sharing=locked` cache mounts: lock each for the duration of the run.
+    pub locks: Vec<Arc<Mutex<()>>>,
+}
+
+/// Prepares `mounts`; relative targets are taken from `cwd`.
+pub(crate) fn prepare(shared: &Shared<'_>, mounts: &[Mount], cwd: &str) -> Result<Prepared> {
+    let mut out = Prepared::default();
+    for m in mounts {
+        let target = target(m, cwd)?;
+        match m.kind {
+            MountType::Bind => bind(shared, m, target, &mut out)?,
+            MountType::Cache => cache(shared, m, target, &mut out)?,
+            MountType::Tmpfs => out.specs.push(MountSpec::Tmpfs { target }),
+            MountType::Secret | MountType::Ssh if !m.required => {}
+            MountType::Secret | MountType::Ssh => {
+                return Err(BuildError::Unsupported(format!(
+                    "RUN --mount=type={}",
+                    m.kind.as_str()
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn target(m: &Mount, cwd: &str) -> Result<String> {
+    let t = m.target.as_deref().unwrap_or_default();
+    if t.is_empty() && matches!(m.kind, MountType::Bind | MountType::Cache | MountType::Tmpfs) {
+        return Err(BuildError::Invalid("mount target is required".into()));
+    }
+    Ok(if t.starts_with('/') {
+        clean_path(t)
+    } else {
+        clean_path(&format!("{cwd}/{t}"))
+    })
+}
+
+/// Bind: the context or a stage's files; writes (`rw`) land in a throw-away overlay.
+fn bind(shared: &Shared<'_>, m: &Mount, target: String, out: &mut Prepared) -> Result<()> {
+    let view = SourceView::open(shared, m.source_ref.as_ref())?;
+    let source = m.source.as_deref().unwrap_or("/");
+    let host = kiln_executor::resolve_in_root(view.root(), source)?;
+    if !host.exists() {
+        return Err(BuildError::Invalid(format!(
+            "failed to compute cache key: \"{source}\" not found"
+        )));
+    }
+    let source = if !m.read_only && host.is_dir() {
+        let rw = SourceView::layered(shared, std::slice::from_ref(&host))?;
+        let root = rw.root().to_path_buf();
+        out._views.push(rw);
+        root
+    } else {
+        host
+    };
+    out._views.push(view);
+    out.specs.push(MountSpec::Bind {
+        source,
+        target,
+        readonly: m.read_only,
+    });
+    Ok(())
+}
+
+/// Cache: a directory under the store root kept across builds, by `id` (default: the target).
+fn cache(shared: &Shared<'_>, m: &Mount, target: String, out: &mut Prepared) -> Result<()> {
+    if m.from.is_some() {
+        return Err(BuildError::Unsupported("cache mounts with from=".into()));
+    }
+    let id = m.id.clone().filter(|i| !i.is_empty()).unwrap_or(target.clone());
+    let dir = shared.store.root().join("cache-mounts").join(encode_id(&id));
+    if !dir.is_dir() {
+        std::fs::create_dir_all(&dir).map_err(io_err("creating cache mount", &dir))?;
+        let mode = m.mode.unwrap_or(0o755);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
+            .map_err(io_err("setting mode of", &dir))?;
+        chown(&dir, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0)))
+            .map_err(io_err("changing owner of", &dir))?;
+    }
+    if m.sharing == Some(Sharing::Locked) {
+        out.locks.push(shared.cache_lock(&id));
+    }
+    out.specs.push(MountSpec::Bind {
+        source: dir,
+        target,
+        readonly: m.read_only,
+    });
+    Ok(())
+}
+
+/// A cache id as one safe directory name: hex of its bytes, so distinct ids never collide.
+fn encode_id(id: &str) -> String {
+    id.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_ids_become_distinct_names() {
+        assert_eq!(encode_id("a/b"), "612f62");
+        assert_ne!(encode_id("a_b"), encode_id("a/b"));
+    }
+}
