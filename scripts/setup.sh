@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(docker.io runc skopeo umoci busybox-static debootstrap pkg-config libseccomp-dev iproute2)
+PACKAGES=(docker.io runc skopeo umoci busybox-static debootstrap docker-registry apache2-utils openssl python3 pkg-config iproute2)
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

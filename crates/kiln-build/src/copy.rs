@@ -224,7 +224,13 @@ fn base_name(path: &str) -> String {
 }
 
 /// Places every picked source at `dest` inside `rootfs`.
-fn place(rootfs: &Path, picked: &[Picked], dest: &str, dir_intent: bool, attrs: &Attrs) -> Result<()> {
+fn place(
+    rootfs: &Path,
+    picked: &[Picked],
+    dest: &str,
+    dir_intent: bool,
+    attrs: &Attrs,
+) -> Result<()> {
     for p in picked {
         let target = if p.is_dir {
             dest.to_string()

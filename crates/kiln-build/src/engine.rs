@@ -235,7 +235,11 @@ fn run_wave(shared: &Shared<'_>, wave: &[usize]) -> Result<()> {
 /// Collects the stored images and reports the summary.
 fn finish(shared: &Shared<'_>) -> Result<BuildResult> {
     let image = shared.stage_output(shared.target)?.record.clone();
-    let results = shared.results.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let results = shared
+        .results
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let stages: Vec<BuiltStage> = results
         .iter()
         .enumerate()

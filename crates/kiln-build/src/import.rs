@@ -65,13 +65,9 @@ fn apply_changes(config: &mut ImageConfig, changes: &[String]) -> Result<()> {
     let source = format!("FROM scratch\n{}\n", changes.join("\n"));
     let render = |e: kiln_dockerfile::Error| BuildError::Dockerfile(e.render("--change", &source));
     let ast = kiln_dockerfile::parser::parse(&source).map_err(render)?;
-    let df = kiln_dockerfile::stages::stages(
-        &ast,
-        &source,
-        &BTreeMap::new(),
-        &StageOptions::default(),
-    )
-    .map_err(render)?;
+    let df =
+        kiln_dockerfile::stages::stages(&ast, &source, &BTreeMap::new(), &StageOptions::default())
+            .map_err(render)?;
     let mut state = MetaState::default();
     for stage in &df.stages {
         for ex in &stage.instructions {

@@ -31,10 +31,7 @@ impl BaseImage {
         let bytes = store.content().read_bytes(&record.id, MAX_CONFIG)?;
         let config = ImageConfig::from_slice(&bytes)?;
         let layers = store.image_layers(&record.id)?;
-        Ok(Self {
-            config,
-            layers,
-        })
+        Ok(Self { config, layers })
     }
 
     /// An image builder continuing from this image.

@@ -119,7 +119,13 @@ pub(crate) fn command_args(config: &ImageConfig, c: &CommandLine) -> Vec<String>
         Form::Exec => words.collect(),
         Form::Shell => {
             let mut args = shell(config);
-            args.push(c.args.iter().map(|a| a.value.as_str()).collect::<Vec<_>>().join(" "));
+            args.push(
+                c.args
+                    .iter()
+                    .map(|a| a.value.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
             args
         }
     }
@@ -218,12 +224,17 @@ fn healthcheck(config: &mut ImageConfig, h: &Healthcheck) -> String {
                 .collect(),
             Form::Shell => vec![
                 "CMD-SHELL".to_string(),
-                c.args.iter().map(|a| a.value.as_str()).collect::<Vec<_>>().join(" "),
+                c.args
+                    .iter()
+                    .map(|a| a.value.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
             ],
         },
     };
     let text = format!("HEALTHCHECK {}", go_quoted(&test));
-    let nanos = |d: Duration| (!d.is_zero()).then(|| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    let nanos =
+        |d: Duration| (!d.is_zero()).then(|| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
     config.docker.healthcheck = Some(HealthConfig {
         test: Some(test),
         interval: nanos(h.interval),
@@ -283,13 +294,18 @@ mod tests {
     fn workdir_resolves_relative_paths() {
         let mut config = ImageConfig::default();
         assert_eq!(workdir(&config, "src"), "/src");
-        config.update_runtime(|c| c.set_working_dir(Some("/app".into())));
+        config.update_runtime(|c| {
+            c.set_working_dir(Some("/app".into()));
+        });
         assert_eq!(workdir(&config, "./x/../y/"), "/app/y");
         assert_eq!(workdir(&config, "/abs"), "/abs");
     }
 
     #[test]
     fn go_quoting_matches_buildkit_history() {
-        assert_eq!(go_quoted(&["/hello".into(), "a b".into()]), r#"["/hello" "a b"]"#);
+        assert_eq!(
+            go_quoted(&["/hello".into(), "a b".into()]),
+            r#"["/hello" "a b"]"#
+        );
     }
 }

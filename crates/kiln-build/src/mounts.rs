@@ -100,7 +100,12 @@ pub(crate) fn prepare(shared: &Shared<'_>, mounts: &[Mount], cwd: &str) -> Resul
 
 fn target(m: &Mount, cwd: &str) -> Result<String> {
     let t = m.target.as_deref().unwrap_or_default();
-    if t.is_empty() && matches!(m.kind, MountType::Bind | MountType::Cache | MountType::Tmpfs) {
+    if t.is_empty()
+        && matches!(
+            m.kind,
+            MountType::Bind | MountType::Cache | MountType::Tmpfs
+        )
+    {
         return Err(BuildError::Invalid("mount target is required".into()));
     }
     Ok(if t.starts_with('/') {
@@ -142,8 +147,15 @@ fn cache(shared: &Shared<'_>, m: &Mount, target: String, out: &mut Prepared) -> 
     if m.from.is_some() {
         return Err(BuildError::Unsupported("cache mounts with from=".into()));
     }
-    let id = m.id.clone().filter(|i| !i.is_empty()).unwrap_or(target.clone());
-    let dir = shared.store.root().join("cache-mounts").join(encode_id(&id));
+    let id =
+        m.id.clone()
+            .filter(|i| !i.is_empty())
+            .unwrap_or(target.clone());
+    let dir = shared
+        .store
+        .root()
+        .join("cache-mounts")
+        .join(encode_id(&id));
     if !dir.is_dir() {
         std::fs::create_dir_all(&dir).map_err(io_err("creating cache mount", &dir))?;
         let mode = m.mode.unwrap_or(0o755);

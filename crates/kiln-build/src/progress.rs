@@ -243,7 +243,10 @@ mod tests {
                 size: 325_000_000,
             }],
         };
-        assert_eq!(size_lines(&s)[1], "builder 325 MB → final 0.9 MB, 99.7% smaller");
+        assert_eq!(
+            size_lines(&s)[1],
+            "builder 325 MB → final 0.9 MB, 99.7% smaller"
+        );
     }
 
     #[test]

@@ -37,9 +37,19 @@ pub(crate) fn run(st: &mut StageRun<'_, '_>, ex: &Expanded, r: &Run) -> Result<(
         Some(NetworkMode::Default) | None => st.shared.req.network,
     };
     let mounts: Vec<_> = r.mounts.iter().filter_map(|m| m.value.clone()).collect();
-    let created_by = format!("RUN {}{} # buildkit", arg_prefix(&ex.run_args), args.join(" "));
+    let created_by = format!(
+        "RUN {}{} # buildkit",
+        arg_prefix(&ex.run_args),
+        args.join(" ")
+    );
     let shown = match r.command.form {
-        Form::Shell => r.command.args.iter().map(|a| a.value.as_str()).collect::<Vec<_>>().join(" "),
+        Form::Shell => r
+            .command
+            .args
+            .iter()
+            .map(|a| a.value.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
         Form::Exec => format!("{args:?}"),
     };
     st.step(format!("RUN {shown}"), |run, step| {
@@ -108,7 +118,10 @@ mod tests {
     #[test]
     fn arg_prefix_counts_args() {
         assert_eq!(arg_prefix(&[]), "");
-        let args = [("A".to_string(), "1".to_string()), ("B".into(), "x y".into())];
+        let args = [
+            ("A".to_string(), "1".to_string()),
+            ("B".into(), "x y".into()),
+        ];
         assert_eq!(arg_prefix(&args), "|2 A=1 B=x y ");
     }
 

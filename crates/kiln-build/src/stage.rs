@@ -144,11 +144,9 @@ impl<'s, 'a> StageRun<'s, 'a> {
     /// (owned by the current USER) even when it already exists, as BuildKit does.
     fn workdir(&mut self, path: &str) -> Result<()> {
         let dir = metadata::workdir(self.builder.config(), path);
-        self.builder
-            .config_mut()
-            .update_runtime(|c| {
-                c.set_working_dir(Some(dir.clone()));
-            });
+        self.builder.config_mut().update_runtime(|c| {
+            c.set_working_dir(Some(dir.clone()));
+        });
         if dir == "/" {
             let entry = history_entry(&format!("WORKDIR {dir}"), Some(&crate::now()), true);
             self.builder.add_empty_layer(entry);
@@ -211,7 +209,8 @@ impl<'s, 'a> StageRun<'s, 'a> {
             image_env: BTreeMap::from([(BASE.to_string(), env)]),
             ..StageOptions::default()
         };
-        let render = |e: kiln_dockerfile::Error| BuildError::Dockerfile(e.render("ONBUILD", &source));
+        let render =
+            |e: kiln_dockerfile::Error| BuildError::Dockerfile(e.render("ONBUILD", &source));
         let ast = kiln_dockerfile::parser::parse(&source).map_err(render)?;
         let df = kiln_dockerfile::stages::stages(&ast, &source, &self.shared.req.build_args, &opts)
             .map_err(render)?;
@@ -285,7 +284,10 @@ fn from_text(stage: &Stage) -> String {
 /// ADD of local files copies like COPY; URLs, git sources and archive unpacking are missing.
 fn add(run: &mut StageRun<'_, '_>, a: &kiln_dockerfile::instructions::Add) -> Result<()> {
     if let Some(src) = a.transfer.sources.iter().find(|s| s.value.contains("://")) {
-        return Err(BuildError::Unsupported(format!("ADD from a URL ({})", src.value)));
+        return Err(BuildError::Unsupported(format!(
+            "ADD from a URL ({})",
+            src.value
+        )));
     }
     crate::copy::copy(run, &a.transfer, None, "ADD")
 }

@@ -52,7 +52,10 @@ fn parallel() {
 fn target_middle() {
     let rec = conformance("target-middle", false);
     let stages: Vec<String> = rec.steps().into_iter().map(|s| s.stage).collect();
-    assert!(!stages.contains(&"release".to_string()), "ran an unneeded stage: {stages:?}");
+    assert!(
+        !stages.contains(&"release".to_string()),
+        "ran an unneeded stage: {stages:?}"
+    );
     assert!(stages.contains(&"test".to_string()));
 }
 

@@ -4,9 +4,9 @@
 //! parallel and memoised in a persistent stat-keyed cache.
 
 use std::collections::HashMap;
-use std::fs::{File, Metadata, OpenOptions};
+use std::fs::{File, Metadata};
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
@@ -311,11 +311,7 @@ fn worker_died(root: &Path, entry: &Entry) -> Error {
 /// Streams one file through sha256, refusing to follow a final symlink.
 fn hash_file(root: &Path, rel: &str) -> Result<[u8; 32]> {
     let path = root.join(rel);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .map_err(io_err("opening", &path))?;
+    let mut file = crate::walk::open_no_follow(root, rel)?;
     let mut hasher = Sha256::new();
     io::copy(&mut file, &mut hasher).map_err(io_err("reading", &path))?;
     Ok(hasher.finalize().into())

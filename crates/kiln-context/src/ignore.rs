@@ -107,15 +107,22 @@ impl IgnoreMatcher {
         }
     }
 
-    /// Whether an excluded directory must still be walked because an `!`
-    /// exception names a path under it (BuildKit's prefix test; exceptions
-    /// with wildcards in the directory part do not count).
+    /// Whether an excluded directory must still be walked because of `!`
+    /// exceptions, by BuildKit's sender rule: if any exception (minus a
+    /// trailing `/**` or `/*`) has wildcards, every excluded directory is
+    /// walked; otherwise only those an exception lies under.
     pub fn may_contain_included(&self, dir_rel: &str) -> bool {
         let dir_slash = format!("{}/", clean(dir_rel));
-        self.patterns
+        let prefixes: Vec<&str> = self
+            .patterns
             .iter()
             .filter(|p| p.exclusion)
-            .any(|p| format!("{}/", p.text).starts_with(&dir_slash))
+            .map(|p| exception_prefix(&p.text))
+            .collect();
+        prefixes.iter().any(|p| p.contains(WALK_ALL_CHARS))
+            || prefixes
+                .iter()
+                .any(|p| format!("{p}/").starts_with(&dir_slash))
     }
 
     /// Whether any pattern excludes anything at all.
@@ -173,6 +180,15 @@ impl IgnoreMatcher {
         });
         Ok(())
     }
+}
+
+/// Characters that make an exception "not a plain prefix" for the sender.
+const WALK_ALL_CHARS: [char; 6] = ['*', '[', ']', '?', '^', '\\'];
+
+/// An exception pattern without one trailing `/**`, then one trailing `/*`.
+fn exception_prefix(text: &str) -> &str {
+    let text = text.strip_suffix("/**").unwrap_or(text);
+    text.strip_suffix("/*").unwrap_or(text)
 }
 
 /// One `.dockerignore` line to a pattern string, as `ignorefile.ReadAll` does.

@@ -18,9 +18,9 @@ mod select;
 mod tar;
 mod walk;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 pub use error::{Error, Result};
@@ -55,7 +55,7 @@ impl Context {
         })
     }
 
-    /// A context read from a (plain, gzip or zstd) tar stream, as in
+    /// A context read from a (plain, gzip, bzip2, xz or zstd) tar stream, as in
     /// `docker build - < ctx.tar`, unpacked into a fresh private directory.
     /// `dockerfile` is the Dockerfile's path inside the archive; its
     /// `.dockerignore` rules are loaded from the archive.
@@ -127,12 +127,12 @@ impl Context {
 
     /// Opens a walked regular file for reading, refusing a final symlink.
     pub fn open(&self, entry: &Entry) -> Result<File> {
-        let path = self.root.join(&entry.context_path);
-        OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(io_err("opening", &path))
+        walk::open_no_follow(&self.root, &entry.context_path)
+    }
+
+    /// The target of a walked symlink, verbatim (it is never resolved here).
+    pub fn read_link(&self, entry: &Entry) -> Result<String> {
+        resolve::read_link_str(&self.root, &entry.context_path)
     }
 
     /// Digest (`sha256:<hex>`) of the selected sources: names, types, modes,

@@ -21,8 +21,8 @@ pub struct Selected {
     /// Where the data really is after following symlinks (context-relative,
     /// free of symlinks).
     pub resolved: String,
-    /// Type of the resolved object: never [`FileKind::Symlink`] unless a
-    /// link could not be followed further.
+    /// Type of the resolved object; never [`FileKind::Symlink`], as source
+    /// links are followed (a loop is [`Error::SymlinkLoop`]).
     pub kind: FileKind,
 }
 

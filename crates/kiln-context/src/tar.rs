@@ -13,17 +13,20 @@ use tar::{Archive, Entry, EntryType};
 
 use crate::error::{Error, Result, io_err};
 
-/// Unpacks a plain, gzip or zstd tar stream into `dest`.
+/// Unpacks a tar stream into `dest`, sniffing the compressions docker
+/// accepts for `docker build -`: gzip, bzip2, xz, zstd or none.
 pub(crate) fn unpack(reader: impl Read, dest: &Path) -> Result<()> {
     let mut reader = BufReader::new(reader);
     let magic = reader.fill_buf().map_err(Error::Tar)?;
     if magic.starts_with(&[0x1f, 0x8b]) {
         unpack_tar(flate2::read::GzDecoder::new(reader), dest)
+    } else if magic.starts_with(b"BZh") {
+        unpack_tar(bzip2::read::BzDecoder::new(reader), dest)
+    } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        unpack_tar(xz2::read::XzDecoder::new(reader), dest)
     } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        unpack_tar(
-            zstd::Decoder::with_buffer(reader).map_err(Error::Tar)?,
-            dest,
-        )
+        let decoder = zstd::Decoder::with_buffer(reader).map_err(Error::Tar)?;
+        unpack_tar(decoder, dest)
     } else {
         unpack_tar(reader, dest)
     }

@@ -2,8 +2,9 @@
 //! right after their directory), skipping what `.dockerignore` excludes and
 //! never following symlinks: links inside copied trees are copied as links.
 
-use std::fs::{self, Metadata};
+use std::fs::{self, File, Metadata, OpenOptions};
 use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::error::{Error, Result, io_err};
@@ -191,6 +192,16 @@ fn state_of(matcher: &IgnoreMatcher, dir: &str) -> MatchState {
         state = matcher.match_child(&prefix, &state).1;
     }
     state
+}
+
+/// Opens a context file for reading; a symlink swapped in is refused.
+pub(crate) fn open_no_follow(root: &Path, rel: &str) -> Result<File> {
+    let path = root.join(rel);
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(io_err("opening", &path))
 }
 
 pub(crate) fn stat(root: &Path, rel: &str) -> Result<Metadata> {

@@ -90,8 +90,12 @@ fn table() {
         ("dir\n!dir/keep", "dir/keep/inner", false),
         ("dir\n!dir/keep", "dir/other", true),
         ("dir\n!dir/keep", "dir", true),
-        // BuildKit prunes `dir`: a wildcard exception cannot reach into it.
-        ("dir\n!*/keep", "dir/keep", true),
+        // A wildcard exception makes BuildKit walk every excluded directory.
+        ("dir\n!*/keep", "dir/keep", false),
+        ("dir\n!*/keep", "dir/other", true),
+        // Without one, only directories an exception lies under are walked.
+        ("dir\n!other/keep", "dir/other/keep", true),
+        ("dir\n!dir/keep/**", "dir/keep/x", false),
         // Further cases from patternmatcher's documented behaviour.
         (".*", ".foo", true),
         (".*", "foo", false),
@@ -147,6 +151,16 @@ fn may_contain_included_uses_exception_prefixes() {
     assert!(!m.may_contain_included("di"));
     let no_exceptions = IgnoreMatcher::parse("dir").unwrap();
     assert!(!no_exceptions.may_contain_included("dir"));
+    // Trailing `/**` and `/*` are stripped before the prefix test.
+    let trailing = IgnoreMatcher::parse("dir\n!dir/sub/**\n!lib/*").unwrap();
+    assert!(trailing.may_contain_included("dir/sub"));
+    assert!(trailing.may_contain_included("lib"));
+    assert!(!trailing.may_contain_included("other"));
+    // Any other wildcard in an exception means every directory is walked.
+    for rules in ["dir\n!*.md", "dir\n!a/[bc]", "dir\n!x?", "dir\n!**/keep/*"] {
+        let walk_all = IgnoreMatcher::parse(rules).unwrap();
+        assert!(walk_all.may_contain_included("anything"), "{rules:?}");
+    }
 }
 
 #[test]

@@ -209,8 +209,14 @@ fn links_inside_copied_directories_stay_links() {
     symlink(&secret, tmp.path().join("src/leak")).unwrap();
     let ctx = Context::dir(tmp.path(), IgnoreMatcher::empty()).unwrap();
     let mut kinds = Vec::new();
+    let mut targets = Vec::new();
     ctx.walk(&ctx.select("src").unwrap()[0], &mut |e| {
         kinds.push((e.rel.clone(), e.kind));
+        if e.kind == FileKind::Symlink {
+            targets.push(ctx.read_link(e)?);
+            // Opening it must not follow the link to the host file.
+            assert!(ctx.open(e).is_err());
+        }
         Ok(())
     })
     .unwrap();
@@ -221,6 +227,7 @@ fn links_inside_copied_directories_stay_links() {
             ("leak".to_owned(), FileKind::Symlink)
         ]
     );
+    assert_eq!(targets, [secret.to_str().unwrap()]);
 }
 
 /// Reads a selected file through the context, as a copier would.

@@ -133,15 +133,26 @@ fn valid_archive_unpacks_with_ignore_rules() {
 }
 
 #[test]
-fn gzip_archives_are_detected() {
-    let tar = archive(&[("f", EntryType::Regular, "", b"zipped")]);
+fn compressed_archives_are_detected() {
+    let tar = archive(&[("f", EntryType::Regular, "", b"packed")]);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&tar).unwrap();
-    let ctx = Context::from_tar(&gz.finish().unwrap()[..], "Dockerfile").unwrap();
-    assert_eq!(
-        std::fs::read_to_string(ctx.root().join("f")).unwrap(),
-        "zipped"
-    );
+    let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+    bz.write_all(&tar).unwrap();
+    let mut xz = xz2::write::XzEncoder::new(Vec::new(), 1);
+    xz.write_all(&tar).unwrap();
+    let streams = [
+        ("gzip", gz.finish().unwrap()),
+        ("bzip2", bz.finish().unwrap()),
+        ("xz", xz.finish().unwrap()),
+        ("zstd", zstd::encode_all(&tar[..], 1).unwrap()),
+    ];
+    for (name, stream) in streams {
+        assert_ne!(stream, tar, "{name} stream must differ from the plain tar");
+        let ctx = Context::from_tar(&stream[..], "Dockerfile").unwrap();
+        let content = std::fs::read_to_string(ctx.root().join("f")).unwrap();
+        assert_eq!(content, "packed", "{name}");
+    }
 }
 
 #[test]

@@ -64,14 +64,23 @@ fn env_substitutions_see_values_from_before_the_instruction() {
 }
 
 #[test]
-fn arg_names_take_effect_one_after_the_other() {
-    let df = build("FROM a\nARG a=1 b=${a}x\nWORKDIR /$b", &[]);
-    assert_eq!(workdir(&df), "/1x");
+fn arg_defaults_see_values_from_before_the_instruction() {
+    // Checked with docker 26.1.5: `ARG a=1 b=${a}x` gives b = "x".
+    let df = build("FROM a\nARG a=1 b=${a}x\nWORKDIR /$a/$b", &[]);
+    assert_eq!(workdir(&df), "/1/x");
     let Instruction::Arg(a) = &df.stages[0].instructions[0].command.instruction else {
         panic!()
     };
-    assert_eq!(a.args[1].value.as_deref(), Some("1x"));
+    assert_eq!(a.args[1].value.as_deref(), Some("x"));
     assert_eq!(a.args[1].default.as_ref().unwrap().value, "${a}x");
+    let df = build("FROM a\nARG a=1\nARG b=${a}x\nWORKDIR /$b", &[]);
+    assert_eq!(workdir(&df), "/1x");
+}
+
+#[test]
+fn meta_args_take_effect_one_after_the_other() {
+    let df = build("ARG G1=g G2=${G1}2\nFROM a\nARG G2\nWORKDIR /$G2", &[]);
+    assert_eq!(workdir(&df), "/g2");
 }
 
 #[test]
@@ -450,10 +459,10 @@ fn stopsignal_and_expose_values_are_checked_after_expansion() {
         (msg.as_str(), at.as_str()),
         ("invalid signal: SIGNOPE", "SIG$S")
     );
-    assert_eq!(fail("FROM a\nEXPOSE 80/icmp").0, "invalid proto: icmp");
+    assert_eq!(fail("FROM a\nEXPOSE 80/icmp").0, "Invalid proto: icmp");
     assert_eq!(
         fail("FROM a\nARG P=http\nEXPOSE $P").0,
-        "invalid containerPort: http"
+        "Invalid containerPort: http"
     );
     build("FROM a\nSTOPSIGNAL 9\nEXPOSE 8000-8010/udp", &[]);
 }

@@ -43,6 +43,7 @@ pub struct ImportedImage {
 
 /// Imports every image of a docker-archive (`docker save`, old or OCI-shaped)
 /// or an OCI image layout tar, plain or gzip-compressed, read as a stream.
+/// Images come in archive order; an archive that lists none gives none.
 pub fn import_archive(store: &ContentStore, reader: impl Read) -> Result<Vec<ImportedImage>> {
     let mut source = ArchiveSource::read(store, reader)?;
     Importer::new(store, &mut source).run()

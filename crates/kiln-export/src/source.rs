@@ -16,6 +16,8 @@ use crate::stage::{self, Kind, LayerBlob, MAX_META, Staged};
 
 /// Total bytes of small members an archive may keep in memory.
 const MAX_META_TOTAL: u64 = 64 << 20;
+/// Read buffer for archive streams.
+const IO_BUFFER: usize = 256 * 1024;
 /// Longest chain of links followed before giving up (a loop).
 const MAX_LINK_HOPS: usize = 32;
 
@@ -214,8 +216,10 @@ fn missing(path: &str) -> Error {
     }
 }
 
-/// `docker load` accepts a compressed archive; so does kiln.
-fn inflate_if_gzip<'a>(mut reader: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
+/// `docker load` accepts a compressed archive; so does kiln. Buffered, as
+/// tar headers are read one 512-byte block at a time.
+fn inflate_if_gzip<'a>(reader: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
+    let mut reader = io::BufReader::with_capacity(IO_BUFFER, reader);
     let mut head = [0u8; 2];
     let len = stage::read_head(&mut reader, &mut head).map_err(|e| read_err(e, "the archive"))?;
     let joined = io::Cursor::new(head).take(len as u64).chain(reader);

@@ -3,7 +3,7 @@
 //! reached, so an export that fails half-way never looks complete (the
 //! `tar` crate's builder writes the marker when dropped).
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 
 use kiln_content::{Digest, Sha256Writer};
 
@@ -11,15 +11,19 @@ use crate::error::{Error, Result};
 use crate::stage::copy_with;
 
 const BLOCK: u64 = 512;
+/// Output buffer, so headers and padding are not a write each.
+const IO_BUFFER: usize = 256 * 1024;
 
 /// Writes archive members to `out`.
 pub(crate) struct TarWriter<W: Write> {
-    out: W,
+    out: BufWriter<W>,
 }
 
 impl<W: Write> TarWriter<W> {
     pub(crate) fn new(out: W) -> Self {
-        Self { out }
+        Self {
+            out: BufWriter::with_capacity(IO_BUFFER, out),
+        }
     }
 
     pub(crate) fn dir(&mut self, path: &str) -> Result<()> {

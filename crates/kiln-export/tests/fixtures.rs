@@ -10,7 +10,7 @@ use common::*;
 use flate2::read::GzDecoder;
 use kiln_content::{ContentStore, Digest};
 use kiln_export::{ImportedImage, import_archive};
-use oci_spec::image::{ImageManifest, MediaType};
+use kiln_image::oci_spec::image::{ImageManifest, MediaType};
 
 const DIFF_ID: &str = "sha256:778af0acf2b7dd9d2bbfdd81057091949d9c5de12f5dd9ec700db85d95211098";
 

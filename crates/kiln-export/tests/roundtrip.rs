@@ -13,7 +13,7 @@ use kiln_export::{
     ExportImage, ImportedImage, export_docker_archive, export_oci_archive, import_archive,
     import_oci_layout_dir,
 };
-use oci_spec::image::{ImageManifest, MediaType};
+use kiln_image::oci_spec::image::{ImageManifest, MediaType};
 use serde_json::json;
 
 const FULL_TAG: &str = "docker.io/kiln-test/small:1";
@@ -362,6 +362,40 @@ fn zstd_layers_are_recompressed_to_gzip() {
     assert_ne!(imported[0].manifest_digest, manifest_d);
     assert_layers_are(&dst.store, &imported[0], &layers);
     assert_store_consistent(&dst);
+}
+
+#[test]
+fn docker_archive_with_gzip_layer_files_keeps_them_verbatim() {
+    // The shape go-containerregistry's tarball package writes.
+    let layers = small_layers();
+    let config = config_json(&layers);
+    let gz: Vec<Vec<u8>> = layers.iter().map(|l| gzip(l)).collect();
+    let names: Vec<String> = gz
+        .iter()
+        .map(|g| format!("{}.tar.gz", sha256_digest(g).digest()))
+        .collect();
+    let config_name = sha256_digest(&config).to_string();
+    let manifest = serde_json::to_vec(
+        &json!([{"Config": config_name, "RepoTags": ["lab/ggcr:1"], "Layers": names}]),
+    )
+    .unwrap();
+    let tar = archive(&[
+        (&names[0], &gz[0]),
+        (&names[1], &gz[1]),
+        (&config_name, &config),
+        ("manifest.json", &manifest),
+    ]);
+    let dst = temp_store();
+    let imported = import_archive(&dst.store, &tar[..]).unwrap();
+    let manifest = manifest_of(&dst.store, &imported[0].manifest_digest);
+    let stored: Vec<Digest> = manifest
+        .layers()
+        .iter()
+        .map(|d| d.digest().clone())
+        .collect();
+    let want: Vec<Digest> = gz.iter().map(|g| sha256_digest(g)).collect();
+    assert_eq!(stored, want);
+    assert_layers_are(&dst.store, &imported[0], &layers);
 }
 
 #[test]

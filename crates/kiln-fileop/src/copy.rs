@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use kiln_context::{Context, Entry, FileKind, IgnoreMatcher, Selected};
 
 use crate::archive;
-use crate::chmod::Chmod;
 use crate::dest::{Dest, clean_parts, mkdir_all, mkdir_parent_of};
 use crate::error::{Error, IoContext, Result};
 use crate::http;
 use crate::owner::{Owner, resolve_chown};
 use crate::place::{NewFile, place_file};
 use crate::tree::{Copier, CopyStats, Plan};
+use kiln_dockerfile::instructions::Chmod;
 
 /// Where COPY/ADD sources are read from.
 #[derive(Debug, Clone, Copy)]
@@ -182,7 +182,7 @@ impl<'a> Run<'a> {
         let entries = walk(self.ctx, sel)?;
         let mut copier = Copier::new(self.ctx, &self.plan);
         if self.req.parents {
-            self.with_parents(&mut copier, &entries, rel)?;
+            self.with_parents(&mut copier, &entries, sel, rel)?;
         } else if sel.is_dir() {
             self.dir_contents(&mut copier, &entries)?;
         } else {
@@ -226,21 +226,28 @@ impl<'a> Run<'a> {
 
     /// `--parents`: the source lands at `dest/<rel>`; its parent directories
     /// are recreated from the source's own (mode, owner, times).
-    fn with_parents(&self, copier: &mut Copier<'_>, entries: &[Entry], rel: &str) -> Result<()> {
+    fn with_parents(
+        &self,
+        copier: &mut Copier<'_>,
+        entries: &[Entry],
+        sel: &Selected,
+        rel: &str,
+    ) -> Result<()> {
         let base = mkdir_all(self.req.dest_root, &self.dest.path(), self.dir_owner())?;
         let parts = clean_parts(rel);
-        let full = clean_parts(
-            &entries
-                .first()
-                .map_or(String::new(), |e| e.context_path.clone()),
-        );
-        let skip = full.len().saturating_sub(parts.len());
+        let written = clean_parts(&sel.rel_path);
+        let skip = written.len().saturating_sub(parts.len());
         for depth in 1..parts.len() {
-            let src_rel = [&full[..skip], &parts[..depth]].concat().join("/");
-            let dir = source_dir_entry(self.ctx, &src_rel)?;
+            let dir = source_dir_entry(self.ctx, &written[..skip + depth].join("/"))?;
             copier.entry(&dir, &base.join(parts[..depth].join("/")))?;
         }
-        self.tree(copier, entries, &base.join(parts.join("/")))
+        let target = base.join(parts.join("/"));
+        // The source itself is not the destination here: an existing
+        // directory takes its metadata like any nested one.
+        if let Some(top) = entries.first().filter(|e| e.kind == FileKind::Dir) {
+            copier.entry(top, &target)?;
+        }
+        self.tree(copier, entries, &target)
     }
 
     /// Copies walked entries below `target` (the top entry onto `target`

@@ -38,10 +38,7 @@ pub enum Error {
     /// A parent directory to create is an existing non-directory.
     #[error("mkdir {}: not a directory", .0.display())]
     MkdirNotDirectory(PathBuf),
-    /// A `--chmod` value that is neither octal nor symbolic.
-    #[error("invalid chmod parameter: '{0}'. it should be octal string and between 0 and 07777")]
-    InvalidChmod(String),
-    /// A `--chown` user or group that the destination rootfs does not know.
+    /// The destination rootfs's passwd/group could not be read.
     #[error("invalid --chown {spec:?}: {source}")]
     Chown {
         /// The value as written.

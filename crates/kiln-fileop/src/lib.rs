@@ -7,7 +7,6 @@
 //! host. Sources are read the same way inside their own root.
 
 mod archive;
-mod chmod;
 mod copy;
 mod dest;
 mod error;
@@ -16,10 +15,10 @@ mod owner;
 mod place;
 mod tree;
 
-pub use chmod::{Chmod, Clause};
 pub use copy::{CopyRequest, Kind, Source, copy};
 pub use dest::mkdir_p;
 pub use error::{Error, Result};
+pub use kiln_dockerfile::instructions::Chmod;
 pub use owner::{Owner, resolve_chown};
 pub use place::{MkfileRequest, mkfile};
 pub use tree::CopyStats;

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use filetime::FileTime;
 use kiln_context::{Context, Entry, FileKind};
 
-use crate::chmod::Chmod;
 use crate::error::{Error, IoContext, Result};
 use crate::owner::Owner;
+use kiln_dockerfile::instructions::Chmod;
 
 /// Counts of what a copy created.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -208,13 +208,9 @@ pub(crate) fn create_new(path: &Path) -> Result<File> {
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .custom_flags(libc_nofollow())
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(path)
         .at("creating", path)
-}
-
-fn libc_nofollow() -> i32 {
-    rustix::fs::OFlags::NOFOLLOW.bits() as i32
 }
 
 fn times(meta: &fs::Metadata) -> (FileTime, FileTime) {
@@ -242,18 +238,29 @@ fn copy_xattrs(src: &Path, dst: &Path) {
     }
 }
 
+/// Linux caps both a name list and a value at 64 KiB (`XATTR_*_MAX`).
+const XATTR_MAX: usize = 64 * 1024;
+
 fn list_xattrs(path: &Path) -> Option<Vec<u8>> {
-    let size = rustix::fs::llistxattr(path, &mut [] as &mut [u8]).ok()?;
-    let mut buf = vec![0; size];
-    let n = rustix::fs::llistxattr(path, &mut buf).ok()?;
-    buf.truncate(n);
-    Some(buf)
+    read_sized(|buf| rustix::fs::llistxattr(path, buf))
 }
 
 fn get_xattr(path: &Path, name: &std::ffi::CStr) -> Option<Vec<u8>> {
-    let size = rustix::fs::lgetxattr(path, name, &mut [] as &mut [u8]).ok()?;
-    let mut buf = vec![0; size];
-    let n = rustix::fs::lgetxattr(path, name, &mut buf).ok()?;
-    buf.truncate(n);
-    Some(buf)
+    read_sized(|buf| rustix::fs::lgetxattr(path, name, buf))
+}
+
+/// Calls `read` with a small buffer, then the maximum size on `ERANGE`.
+fn read_sized(read: impl Fn(&mut [u8]) -> rustix::io::Result<usize>) -> Option<Vec<u8>> {
+    for size in [4096, XATTR_MAX] {
+        let mut buf = vec![0; size];
+        match read(&mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Some(buf);
+            }
+            Err(rustix::io::Errno::RANGE) => continue,
+            Err(_) => return None,
+        }
+    }
+    None
 }

@@ -18,7 +18,7 @@ use tempfile::TempDir;
 // `lab/fileop:1` image the expectations were observed on (docker 26.1.5,
 // BuildKit 0.13, see each test), and a `stat`-like one-line summary.
 
-use std::os::unix::fs::{MetadataExt, lchown, symlink};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, lchown, symlink};
 
 /// `/etc/passwd` and `/etc/group` of the observed base image.
 pub fn rootfs(dir: &Path) {
@@ -230,10 +230,10 @@ fn hardlinks_inside_a_copied_tree_are_kept() {
 fn octal_chmod_applies_to_files_and_dirs_but_not_the_dest_dir() {
     let l = lab();
     let mut r = l.req(&["dir"], "/d3");
-    r.chmod = Some("700".parse().unwrap());
+    r.chmod = Some(Chmod::parse("700").unwrap());
     copy(&r).unwrap();
     let mut r = l.req(&["dir"], "/d5/");
-    r.chmod = Some("640".parse().unwrap());
+    r.chmod = Some(Chmod::parse("640").unwrap());
     copy(&r).unwrap();
     // COPY --chmod=700 dir /d3 and --chmod=640 dir /d5/.
     assert_eq!(l.st("d3"), "dir 755 0:0");
@@ -252,16 +252,12 @@ fn symbolic_chmod_is_relative_to_each_source_mode() {
     let l = lab();
     chmod(&l.ctx_dir.join("gee"), 0o754);
     let mut r = l.req(&["dir", "gee"], "/sym/");
-    r.chmod = Some("u+x,g-w,a+X".parse::<Chmod>().unwrap());
+    r.chmod = Some(Chmod::parse("u+x,g-w,a+X").unwrap());
     copy(&r).unwrap();
     // a: 0644 -u+x-> 0744 -g-w-> 0744 -a+X (now executable)-> 0755.
     assert_eq!(l.st("sym/a"), "file 755 0:0 2 links=2");
     assert_eq!(l.st("sym/sub"), "dir 711 0:0");
     assert_eq!(l.st("sym/gee"), "file 755 0:0 4");
-    assert!(matches!(
-        "u+q".parse::<Chmod>(),
-        Err(Error::InvalidChmod(_))
-    ));
 }
 
 #[test]
@@ -561,8 +557,9 @@ fn add_extracts_archives_detected_by_content() {
         assert_eq!(l.st(&format!("{d}/td/t2")), "file 644 1234:4321 3", "{src}");
         assert_eq!(l.st(&format!("{d}/tl")), "link 1234:4321 -> t1", "{src}");
     }
-    // xz: BuildKit shells out to `xz`; the observed daemon lacked it and
-    // copied the file, but with xz present (usual) it extracts, as here.
+    // xz: BuildKit shells out to `xz`. docker 20.10 on this host (xz
+    // installed) extracted a.tar.xz; the docker 26 lab, lacking xz, copied
+    // the file as is. kiln decodes xz itself, like the former.
     copy(&add(&l, &["notes.tgz"], "/t7/")).unwrap();
     assert_eq!(l.st("t7/notes.tgz"), "file 644 0:0 8");
 }
@@ -623,7 +620,7 @@ fn archive_entries_never_land_outside_the_dest() {
 #[test]
 fn heredoc_files() {
     let l = lab();
-    let chmod: Chmod = "755".parse().unwrap();
+    let chmod = Chmod::parse("755").unwrap();
     let mk = |dest: &'static str,
               name: &'static str,
               chown: Option<&'static str>,
@@ -679,7 +676,9 @@ fn serve(count: usize, body: &'static [u8]) -> String {
     std::thread::spawn(move || {
         for stream in listener.incoming().take(count) {
             let mut stream = stream.unwrap();
-            stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let mut line = String::new();
             while reader.read_line(&mut line).unwrap_or(0) > 2 {
@@ -716,7 +715,10 @@ fn add_downloads_urls() {
     // archive is never extracted.
     assert_eq!(l.st("h1/file.txt"), "file 600 0:0 6");
     let meta = fs::metadata(l.dest.join("h1/file.txt")).unwrap();
-    assert_eq!(filetime::FileTime::from_last_modification_time(&meta).unix_seconds(), 1_000_000_000);
+    assert_eq!(
+        filetime::FileTime::from_last_modification_time(&meta).unix_seconds(),
+        1_000_000_000
+    );
     assert_eq!(l.st("h2/__unnamed__"), "file 600 0:0 6");
     assert_eq!(l.st("h3/sub"), "dir 755 1000:1000");
     assert_eq!(l.st("h3/sub/named"), "file 600 1000:1000 6");
@@ -731,14 +733,23 @@ fn add_checksum_is_verified_before_anything_is_written() {
     let good = "sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
     let bad = format!("sha256:{}", "0".repeat(64));
     let mut r = add(&l, &[&format!("{base}/f")], "/ck/");
-    r.kind = Kind::Add { unpack: true, checksum: Some(bad) };
+    r.kind = Kind::Add {
+        unpack: true,
+        checksum: Some(bad),
+    };
     let err = copy(&r).unwrap_err();
     assert!(matches!(err, Error::ChecksumMismatch { .. }), "{err}");
     assert_eq!(l.st("ck"), "missing");
-    r.kind = Kind::Add { unpack: true, checksum: Some(good.into()) };
+    r.kind = Kind::Add {
+        unpack: true,
+        checksum: Some(good.into()),
+    };
     copy(&r).unwrap();
     assert_eq!(l.st("ck/f"), "file 600 0:0 6");
-    r.kind = Kind::Add { unpack: true, checksum: Some("md5:abc".into()) };
+    r.kind = Kind::Add {
+        unpack: true,
+        checksum: Some("md5:abc".into()),
+    };
     assert!(matches!(copy(&r), Err(Error::InvalidChecksum(_))));
 }
 
@@ -750,7 +761,12 @@ fn exclude_skips_matching_paths() {
     let l = lab();
     fs::write(l.ctx_dir.join("dir/sub/keep.md"), "k").unwrap();
     let mut r = l.req(&["dir", "real.txt", "foo"], "/ex/");
-    r.exclude = vec!["*.txt".into(), "sub".into(), "!sub/keep.md".into(), "alink".into()];
+    r.exclude = vec![
+        "*.txt".into(),
+        "sub".into(),
+        "!sub/keep.md".into(),
+        "alink".into(),
+    ];
     copy(&r).unwrap();
     assert_eq!(l.st("ex/real.txt"), "missing");
     assert_eq!(l.st("ex/foo"), "file 644 0:0 4");
@@ -770,7 +786,11 @@ fn parents_keeps_the_source_path() {
     // /parents/y/a.txt; a `/./` in the source marks where kept parents
     // start; parent dirs are copied with their own metadata.
     let l = lab();
-    let mut r = l.req(&["./dir/sub/b", "dir/al*", "./dir/./sub"], "/par");
+    fs::create_dir_all(l.ctx_dir.join("deep/er")).unwrap();
+    chmod(&l.ctx_dir.join("deep/er"), 0o750);
+    std::os::unix::fs::symlink("deep/er", l.ctx_dir.join("via")).unwrap();
+    fs::write(l.ctx_dir.join("deep/er/f"), "f").unwrap();
+    let mut r = l.req(&["./dir/sub/b", "dir/al*", "./dir/./sub", "via/f"], "/par");
     r.parents = true;
     copy(&r).unwrap();
     assert_eq!(l.st("par"), "dir 755 0:0");
@@ -780,6 +800,10 @@ fn parents_keeps_the_source_path() {
     assert_eq!(l.st("par/dir/alink"), "file 644 0:0 2");
     assert_eq!(l.st("par/sub/b"), "file 644 0:0 2");
     assert_eq!(l.st("par/sub"), "dir 700 0:0");
+    // A parent reached through a link is recreated as a directory with the
+    // metadata of what the link points to (BuildKit stats, following links).
+    assert_eq!(l.st("par/via"), "dir 750 0:0");
+    assert_eq!(l.st("par/via/f"), "file 644 0:0 1");
 }
 
 fn set_xattr(path: &Path, name: &str, value: &[u8]) -> bool {
@@ -805,10 +829,121 @@ fn xattrs_come_from_stage_sources_only() {
     let stage = l.dest.parent().unwrap().join("stage");
     fs::create_dir_all(&stage).unwrap();
     fs::write(stage.join("x"), "x").unwrap();
-    assert!(set_xattr(&stage.join("x"), "user.kiln", b"hello"), "the temp fs must support user xattrs");
+    assert!(
+        set_xattr(&stage.join("x"), "user.kiln", b"hello"),
+        "the temp fs must support user xattrs"
+    );
     assert!(set_xattr(&l.ctx_dir.join("foo"), "user.kiln", b"hello"));
-    copy(&CopyRequest::new(Source::Rootfs(&stage), &["x"], &l.dest, "/xa/")).unwrap();
+    copy(&CopyRequest::new(
+        Source::Rootfs(&stage),
+        &["x"],
+        &l.dest,
+        "/xa/",
+    ))
+    .unwrap();
     l.copy(&["foo"], "/xa/");
-    assert_eq!(get_xattr(&l.dest.join("xa/x"), "user.kiln").as_deref(), Some(&b"hello"[..]));
+    assert_eq!(
+        get_xattr(&l.dest.join("xa/x"), "user.kiln").as_deref(),
+        Some(&b"hello"[..])
+    );
     assert_eq!(get_xattr(&l.dest.join("xa/foo"), "user.kiln"), None);
+}
+
+#[test]
+fn special_files_and_setuid_bits_survive() {
+    let l = lab();
+    let stage = l.dest.parent().unwrap().join("stage");
+    fs::create_dir_all(&stage).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        stage.join("fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    fs::write(stage.join("suid"), "elf").unwrap();
+    chmod(&stage.join("suid"), 0o4755);
+    copy(&CopyRequest::new(
+        Source::Rootfs(&stage),
+        &["/fifo", "/suid"],
+        &l.dest,
+        "/s/",
+    ))
+    .unwrap();
+    let mut r = l.req(&["foo"], "/su");
+    r.chmod = Some(Chmod::parse("4755").unwrap());
+    copy(&r).unwrap();
+    // COPY --from=src /fifo /suid /s/ (made by mkfifo, chmod 4755) and
+    // COPY --chmod=4755 foo /su: a 644 fifo, 4755 files.
+    assert_eq!(l.st("s/suid"), "file 4755 0:0 3");
+    assert!(
+        fs::symlink_metadata(l.dest.join("s/fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    assert_eq!(l.st("su"), "file 4755 0:0 4");
+}
+
+#[test]
+fn links_at_the_destination_are_replaced_not_followed() {
+    let l = lab();
+    fs::create_dir_all(l.dest.join("o")).unwrap();
+    std::os::unix::fs::symlink("/etc/group", l.dest.join("o/foo")).unwrap();
+    fs::create_dir_all(l.dest.join("x")).unwrap();
+    std::os::unix::fs::symlink("/etc", l.dest.join("x/sub")).unwrap();
+    l.copy(&["foo"], "/o/");
+    // COPY foo /o/ with /o/foo -> /etc/group: /o/foo became a regular file,
+    // /etc/group untouched.
+    assert_eq!(l.st("o/foo"), "file 644 0:0 4");
+    assert!(read(&l.dest, "etc/group").starts_with("root:x:0:"));
+    // COPY dir /x/ with /x/sub -> /real: "cannot copy to non-directory: .../x/sub".
+    let err = copy(&l.req(&["dir"], "/x/")).unwrap_err();
+    assert!(
+        matches!(&err, Error::NotADirectory(p) if p.ends_with("x/sub")),
+        "{err}"
+    );
+    assert_eq!(l.st("etc/b"), "missing");
+}
+
+#[test]
+fn archives_replace_what_differs_in_type_and_keep_whiteouts_as_files() {
+    let l = lab();
+    fs::create_dir_all(l.dest.join("ov/t1/deep")).unwrap();
+    fs::create_dir_all(l.dest.join("real")).unwrap();
+    std::os::unix::fs::symlink("/real", l.dest.join("ov/td")).unwrap();
+    fs::write(l.ctx_dir.join("over.tar"), tarball(&[("./.wh.t1", None)])).unwrap();
+    copy(&add(&l, &["over.tar"], "/ov/")).unwrap();
+    // Observed: ADD over.tar /ov/ where /ov/plain was a dir tree and
+    // /ov/tdir a link to /real, the tar holding file `plain` and dir `tdir`:
+    // both were replaced by the archive's entries, /real stayed empty.
+    // Here t1 and td play those roles.
+    assert_eq!(l.st("ov/t1"), "file 644 1234:4321 3");
+    assert_eq!(l.st("ov/td"), "dir 755 1234:4321");
+    assert_eq!(l.st("ov/td/t2"), "file 644 1234:4321 3");
+    assert_eq!(l.st("real/t2"), "missing");
+    // Code fact: ADD untars without layer semantics, so `.wh.` names are
+    // ordinary files and delete nothing.
+    assert_eq!(l.st("ov/.wh.t1"), "file 644 1234:4321 1");
+}
+
+#[test]
+fn the_whole_context_honours_dockerignore() {
+    let l = lab();
+    fs::write(l.ctx_dir.join(".dockerignore"), "dir/sub\n*.txt\n").unwrap();
+    let ignore = IgnoreMatcher::from_context(&l.ctx_dir, &l.ctx_dir.join("Dockerfile")).unwrap();
+    let ctx = Context::dir(&l.ctx_dir, ignore).unwrap();
+    copy(&CopyRequest::new(
+        Source::Context(&ctx),
+        &["."],
+        &l.dest,
+        "/app/",
+    ))
+    .unwrap();
+    assert_eq!(l.st("app/foo"), "file 644 0:0 4");
+    assert_eq!(l.st("app/dir/a"), "file 644 0:0 2 links=2");
+    assert_eq!(l.st("app/dir"), "dir 751 0:0");
+    assert_eq!(l.st("app/dir/sub"), "missing");
+    assert_eq!(l.st("app/real.txt"), "missing");
 }

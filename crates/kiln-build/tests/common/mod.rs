@@ -214,7 +214,11 @@ pub fn assert_matches_expected(store: &Store, result: &BuildResult, case: &Path,
         .arg(&got)
         .status()
         .expect("python3 snapshot.py");
-    assert!(status.success(), "snapshot.py failed on {}", archive.display());
+    assert!(
+        status.success(),
+        "snapshot.py failed on {}",
+        archive.display()
+    );
     let diff = std::process::Command::new("python3")
         .arg(&snapshot)
         .arg("--diff")

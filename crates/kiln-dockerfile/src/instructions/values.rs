@@ -71,6 +71,7 @@ fn realtime(name: &str) -> Option<u32> {
 }
 
 /// The image-config keys (`80/tcp`) an EXPOSE word stands for; ranges give one key per port.
+/// Messages are capitalised as docker 26 prints them.
 pub fn parse_port_spec(raw: &str) -> Result<Vec<String>, String> {
     let (port, proto) = match raw.split_once('/') {
         Some((p, "")) => (p, "tcp"),
@@ -78,12 +79,12 @@ pub fn parse_port_spec(raw: &str) -> Result<Vec<String>, String> {
         None => (raw, "tcp"),
     };
     if !["tcp", "udp", "sctp"].contains(&proto.to_ascii_lowercase().as_str()) {
-        return Err(format!("invalid proto: {proto}"));
+        return Err(format!("Invalid proto: {proto}"));
     }
     // `[ip:[hostPort]:]containerPort`: only the container port is exposed.
     let container = port.rsplit(':').next().unwrap_or(port);
     let (start, end) =
-        port_range(container).ok_or_else(|| format!("invalid containerPort: {container}"))?;
+        port_range(container).ok_or_else(|| format!("Invalid containerPort: {container}"))?;
     Ok((start..=end)
         .map(|p| format!("{p}/{}", proto.to_ascii_lowercase()))
         .collect())
@@ -167,15 +168,15 @@ mod tests {
         assert_eq!(parse_port_spec("8000-8002/tcp").unwrap().len(), 3);
         assert_eq!(
             parse_port_spec("80/icmp"),
-            Err("invalid proto: icmp".into())
+            Err("Invalid proto: icmp".into())
         );
         assert_eq!(
             parse_port_spec("http"),
-            Err("invalid containerPort: http".into())
+            Err("Invalid containerPort: http".into())
         );
         assert_eq!(
             parse_port_spec("90-80"),
-            Err("invalid containerPort: 90-80".into())
+            Err("Invalid containerPort: 90-80".into())
         );
     }
 }

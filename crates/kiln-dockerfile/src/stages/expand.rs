@@ -1,8 +1,8 @@
 //! Variable expansion per instruction, where BuildKit expands: ENV, LABEL, ARG defaults, ADD/COPY
 //! (sources, destination, --chown, --chmod, --checksum, heredoc bodies), WORKDIR,
 //! USER, EXPOSE, VOLUME, STOPSIGNAL and RUN --mount options; FROM with the global ARGs only.
-//! Every substitution in one instruction sees the variables from before it, except ARG, whose
-//! names take effect one after the other.
+//! Every substitution in one instruction sees the variables from before it (ARG included, as
+//! docker 26 does; meta ARGs before the first FROM take effect one after the other).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -155,7 +155,6 @@ fn command(ctx: &Ctx<'_>, scope: &mut Scope, mut command: Command) -> Result<Exp
     let run_args = scope.run_args();
     let mut ex = scope.expander(ctx.lexer);
     let mut variable_from = Vec::new();
-    let mut undefined = BTreeSet::new();
     match &mut command.instruction {
         Instruction::Env(kv) => {
             pairs(&mut ex, kv)?;
@@ -164,7 +163,7 @@ fn command(ctx: &Ctx<'_>, scope: &mut Scope, mut command: Command) -> Result<Exp
                 .for_each(|p| scope.set(&p.key.value, &p.value.value));
         }
         Instruction::Label(kv) => pairs(&mut ex, kv)?,
-        Instruction::Arg(arg) => undefined = stage_arg(ctx, scope, arg)?,
+        Instruction::Arg(arg) => stage_arg(ctx, &mut ex, scope, arg)?,
         Instruction::Copy(c) => {
             transfer(ctx, &mut ex, &mut c.transfer)?;
             variable_from.extend(copy_source(ctx, &mut ex, c)?);
@@ -192,10 +191,9 @@ fn command(ctx: &Ctx<'_>, scope: &mut Scope, mut command: Command) -> Result<Exp
         }
         _ => {}
     }
-    undefined.extend(ex.undefined());
     Ok(Expanded {
         command,
-        undefined_vars: undefined,
+        undefined_vars: ex.undefined(),
         variable_from,
         env,
         run_args,
@@ -229,36 +227,30 @@ fn pairs(ex: &mut Expander<'_>, kv: &mut KeyValues) -> Result<()> {
     Ok(())
 }
 
-/// ARG in a stage: a build-arg wins, else the expanded default, else the global value; each
-/// name is visible to the next one.
-fn stage_arg(ctx: &Ctx<'_>, scope: &mut Scope, arg: &mut Arg) -> Result<BTreeSet<String>> {
-    let mut undefined = BTreeSet::new();
+/// ARG in a stage: a build-arg wins, else the default expanded with the variables from before
+/// the instruction (docker 26 gives `b` = `x` for `ARG a=1 b=${a}x`), else the global value.
+fn stage_arg(ctx: &Ctx<'_>, ex: &mut Expander<'_>, scope: &mut Scope, arg: &mut Arg) -> Result<()> {
     for decl in &mut arg.args {
         let name = decl.name.value.clone();
         decl.value = match (ctx.build_args.get(&name), &decl.default) {
             (Some(v), _) => Some(v.clone()),
-            (None, Some(d)) => {
-                let mut ex = scope.expander(ctx.lexer);
-                let v = ex.word(&d.value, d.span)?;
-                undefined.extend(ex.undefined());
-                Some(v)
-            }
+            (None, Some(d)) => Some(ex.word(&d.value, d.span)?),
             (None, None) => ctx
                 .global
                 .iter()
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.clone()),
         };
-        if let Some(v) = decl
+        let exposed = decl
             .value
             .as_ref()
-            .filter(|_| !NON_ENV_ARGS.contains(&name.as_str()))
-        {
+            .filter(|_| !NON_ENV_ARGS.contains(&name.as_str()));
+        if let Some(v) = exposed {
             scope.set(&name, v);
         }
         scope.args.push((name, decl.value.clone()));
     }
-    Ok(undefined)
+    Ok(())
 }
 
 fn transfer(ctx: &Ctx<'_>, ex: &mut Expander<'_>, t: &mut Transfer) -> Result<()> {

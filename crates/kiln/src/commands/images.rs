@@ -1,0 +1,107 @@
+//! `kiln images` / `kiln image ls`.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use kiln_store::{ImageFilter, ImageRecord};
+use serde_json::{Value, json};
+
+use super::human;
+use super::table;
+use super::template::Template;
+use crate::cli::{GlobalArgs, ImagesArgs};
+
+const NONE: &str = "<none>";
+
+pub fn run(global: &GlobalArgs, args: &ImagesArgs) -> anyhow::Result<ExitCode> {
+    let mut filters = args.filters.clone();
+    filters.extend(args.reference.iter().map(|r| format!("reference={r}")));
+    let filter = ImageFilter::parse(args.all, &filters)?;
+    let store = super::store::open(global)?;
+    let images = store.list_images(&filter).context("listing images")?;
+    let rows: Vec<Value> = images.iter().flat_map(|img| rows(img, args)).collect();
+    print!("{}", render(args, &rows)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The output for `--format`, `-q` and `--digests`.
+fn render(args: &ImagesArgs, rows: &[Value]) -> anyhow::Result<String> {
+    let digest = if args.digests { "{{.Digest}}\t" } else { "" };
+    let default = format!("table {{{{.Repository}}}}\t{{{{.Tag}}}}\t{digest}{{{{.ID}}}}\t{{{{.CreatedSince}}}}\t{{{{.Size}}}}");
+    let format = match args.format.as_deref() {
+        _ if args.quiet => "{{.ID}}",
+        None | Some("table") => default.as_str(),
+        Some("json") => "{{json .}}",
+        Some(custom) => custom,
+    };
+    let (is_table, body) = match format.strip_prefix("table") {
+        Some(rest) => (true, rest.trim_start()),
+        None => (false, format),
+    };
+    let template = Template::parse(body).context("parsing --format")?;
+    let mut lines = Vec::with_capacity(rows.len() + 1);
+    if is_table {
+        lines.push(template.render(&headers())?);
+    }
+    for row in rows {
+        lines.push(template.render(row)?);
+    }
+    if is_table {
+        return Ok(table::render(&lines));
+    }
+    Ok(lines.iter().map(|l| format!("{l}\n")).collect())
+}
+
+fn headers() -> Value {
+    json!({
+        "Containers": "CONTAINERS", "CreatedAt": "CREATED AT", "CreatedSince": "CREATED",
+        "Digest": "DIGEST", "ID": "IMAGE ID", "Repository": "REPOSITORY",
+        "SharedSize": "SHARED SIZE", "Size": "SIZE", "Tag": "TAG",
+        "UniqueSize": "UNIQUE SIZE", "VirtualSize": "SIZE",
+    })
+}
+
+/// One row per tag (per repository digest with `--digests`); `<none>` rows for dangling images.
+fn rows(img: &ImageRecord, args: &ImagesArgs) -> Vec<Value> {
+    let id = if args.no_trunc { img.id.to_string() } else { img.short_id() };
+    let digests: BTreeMap<String, String> = img
+        .repo_digests()
+        .into_iter()
+        .filter_map(|r| Some((r.familiar(), r.digest()?.to_string())))
+        .collect();
+    let mut names: Vec<(String, String)> = img
+        .tags
+        .iter()
+        .map(|t| (t.familiar(), t.tag().unwrap_or(NONE).to_owned()))
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        names.push((NONE.to_owned(), NONE.to_owned()));
+    }
+    names
+        .into_iter()
+        .map(|(repo, tag)| {
+            let digest = digests.get(&repo).map_or(NONE, String::as_str);
+            row(img, &id, &repo, &tag, digest)
+        })
+        .collect()
+}
+
+/// The fields docker's image formatter offers, in its JSON order.
+fn row(img: &ImageRecord, id: &str, repo: &str, tag: &str, digest: &str) -> Value {
+    let size = human::size(img.size);
+    json!({
+        "Containers": "N/A",
+        "CreatedAt": human::go_time(img.created.as_deref()),
+        "CreatedSince": human::since(img.created.as_deref()),
+        "Digest": digest,
+        "ID": id,
+        "Repository": repo,
+        "SharedSize": "N/A",
+        "Size": size,
+        "Tag": tag,
+        "UniqueSize": "N/A",
+        "VirtualSize": size,
+    })
+}
