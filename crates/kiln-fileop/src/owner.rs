@@ -68,7 +68,9 @@ fn lookup(dest_root: &Path, spec: &str, query: &str) -> Result<Option<kiln_execu
     match kiln_executor::resolve_user(dest_root, query) {
         Ok(u) => Ok(Some(u)),
         Err(kiln_executor::Error::UnknownUser { kind, name }) => {
-            tracing::warn!("--chown={spec}: no {kind} {name} in the destination rootfs, using BuildKit's fallback");
+            tracing::warn!(
+                "--chown={spec}: no {kind} {name} in the destination rootfs, using BuildKit's fallback"
+            );
             Ok(None)
         }
         Err(source) => Err(Error::Chown {

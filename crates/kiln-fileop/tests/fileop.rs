@@ -177,26 +177,27 @@ fn created_parents_are_0755_and_owned_like_chown() {
 #[test]
 fn chown_forms_resolve_in_the_destination_rootfs() {
     let l = lab();
-    // --chown=app / =1001 / =svc / =1001:app gave 1000:1000, 1001:1001 (a bare
-    // number is N:N even though passwd says 1001's group is 2000), 1001:2000, 1001:1000.
-    for (spec, dest, want) in [
-        ("app", "/p3/foo", "1000:1000"),
-        ("1001", "/p4/foo", "1001:1001"),
-        ("svc", "/p5/foo", "1001:2000"),
-        ("1001:app", "/p6/foo", "1001:1000"),
-        ("4242:7", "/p7/foo", "4242:7"),
+    // Observed: a bare number is N:N even though passwd gives 1001 group
+    // 2000; `app:` means group 0; unknown names fall back silently (user 0,
+    // group left as the user's).
+    for (spec, want) in [
+        ("app", "1000:1000"),
+        ("1001", "1001:1001"),
+        ("svc", "1001:2000"),
+        ("1001:app", "1001:1000"),
+        ("app:4321", "1000:4321"),
+        ("app:", "1000:0"),
+        (":staff", "0:50"),
+        ("nosuch", "0:0"),
+        ("nosuch:staff", "0:50"),
+        ("app:nogrp", "1000:1000"),
     ] {
-        let mut r = l.req(&["foo"], dest);
+        let dest = format!("/own/{}", spec.replace(':', "_"));
+        let mut r = l.req(&["foo"], &dest);
         r.chown = Some(spec.into());
         copy(&r).unwrap();
-        assert_eq!(l.st(dest), format!("file 644 {want} 4"), "--chown={spec}");
+        assert_eq!(l.st(&dest), format!("file 644 {want} 4"), "--chown={spec}");
     }
-    // BuildKit 0.13 silently used 0:0 for an unknown name; kiln refuses it
-    // rather than guess (documented divergence).
-    let mut r = l.req(&["foo"], "/p8/foo");
-    r.chown = Some("nosuch".into());
-    assert!(matches!(copy(&r), Err(Error::Chown { .. })));
-    assert_eq!(l.st("p8"), "missing");
 }
 
 #[test]
@@ -662,6 +663,12 @@ fn workdir_is_created_for_the_current_user() {
     assert_eq!(l.st("wd2/sub"), "dir 755 1000:1000");
     mkdir_p(&l.dest, "/wd3", Owner { uid: 1001, gid: 50 }).unwrap();
     assert_eq!(l.st("wd3"), "dir 755 1001:50");
+    // USER 1001 + WORKDIR /wn1: 1001:1001; USER nosuch + WORKDIR /wn2: 0:0.
+    let numeric = kiln_fileop::resolve_chown(&l.dest, "1001").unwrap();
+    mkdir_p(&l.dest, "/wn1", numeric).unwrap();
+    assert_eq!(l.st("wn1"), "dir 755 1001:1001");
+    let unknown = kiln_fileop::resolve_chown(&l.dest, "nosuch").unwrap();
+    assert_eq!(unknown, Owner::ROOT);
     // An existing directory is left as it is.
     mkdir_p(&l.dest, "/etc", app).unwrap();
     assert_eq!(l.st("etc"), "dir 755 0:0");
