@@ -59,10 +59,12 @@ ratio() {
 }
 # geomean NUM... ("-" entries are skipped; "-" when nothing is left)
 geomean() {
-  printf '%s\n' "$@" | awk '$1!="-" && $1>0 {s+=log($1); n++} END {if (n) printf "%.2f\n", exp(s/n); else print "-"}'
+  printf '%s\n' "$@" | awk '$1!="-" && $1!="" && $1>0 {s+=log($1); n++} END {if (n) printf "%.2f\n", exp(s/n); else print "-"}'
 }
 # max NUM...
-maxnum() { printf '%s\n' "$@" | awk '$1!="-" {if (!n || $1>m) m=$1; n++} END {if (n) print m; else print "-"}'; }
+maxnum() { printf '%s\n' "$@" | awk '$1!="-" && $1!="" {if (!n || $1+0>m+0) m=$1; n++} END {if (n) print m; else print "-"}'; }
+# x RATIO -> "0.52x", or "-"
+x() { if [ "${1:--}" = - ]; then echo -; else echo "${1}x"; fi; }
 # le A B -> exit 0 when A <= B (both numbers)
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a!="-" && a+0 <= b+0) }'; }
 lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a!="-" && a+0 <  b+0) }'; }
@@ -189,3 +191,80 @@ ensure_bases_buildah() {
 # case_var CASE NAME : a value from CASE/case.env (empty when absent)
 case_var() { sed -n "s/^$2=//p" "$CASES/$1/case.env" 2>/dev/null | tail -1; }
 list_cases() { local d; for d in "$CASES"/*/; do [ -f "$d/context/Dockerfile" ] && basename "$d"; done; }
+
+# ---------------------------------------------------------------- build engines (build.sh, rebuild.sh)
+#   kiln     kiln build, store $BENCH_WORK/kiln-build-store (bases imported from the tarballs)
+#   bk26     docker 26.1.5 / BuildKit 0.13 (buildkit26.sh): DOCKER_BUILDKIT=1 docker build --network=none
+#   buildah  buildah bud --layers --pull=never --network=none --runtime /usr/sbin/runc (buildah 1.28)
+#   docker20 the host's docker 20.10 with BuildKit (not in the default list; ENGINES="kiln bk26 buildah docker20")
+declare -A ENGINE_SKIP=()     # engine -> why it is not measured
+KILN_TEMPLATE=$BENCH_WORK/kiln-bases        # kiln store with only the three bases imported
+KILN_BUILD_ROOT=$BENCH_WORK/kiln-build-store
+KILN_BUILD_FLAGS=()                        # flags this kiln build accepts (probed from its --help)
+
+# engine_setup ENGINE : makes the engine ready (daemon up, bases present); on failure records ENGINE_SKIP[ENGINE]
+engine_setup() {
+  local e=$1 help
+  case $e in
+  kiln)
+    if ! kiln_has build; then ENGINE_SKIP[$e]=$(kiln_missing_reason build); return 0; fi
+    if ! kiln_has import; then ENGINE_SKIP[$e]=$(kiln_missing_reason import); return 0; fi
+    if ! ensure_bases_kiln "$KILN_TEMPLATE" >"$LOGS/kiln-import.log" 2>&1; then
+      ENGINE_SKIP[$e]="importing the bases into kiln failed: $(tail -1 "$LOGS/kiln-import.log")"; return 0
+    fi
+    if [ ! -d "$KILN_BUILD_ROOT" ]; then cp -a "$KILN_TEMPLATE" "$KILN_BUILD_ROOT"; fi
+    ensure_bases_kiln "$KILN_BUILD_ROOT" >/dev/null 2>&1 || true
+    help=$("$KILN" build --help 2>&1)
+    KILN_BUILD_FLAGS=()
+    grep -q -- '--network' <<<"$help" && KILN_BUILD_FLAGS+=(--network=none)
+    ;;
+  bk26)
+    ensure_bk26 || { ENGINE_SKIP[$e]="docker 26 / BuildKit 0.13 did not start ($BK26_SCRIPT start)"; return 0; }
+    ensure_bases_docker "$BK26_HOST" ;;
+  docker20)
+    ensure_host_docker || { ENGINE_SKIP[$e]="the host dockerd did not start"; return 0; }
+    ensure_bases_docker "$HOST_DOCKER" ;;
+  buildah)
+    command -v buildah >/dev/null || { ENGINE_SKIP[$e]="buildah is not installed (apt-get install buildah)"; return 0; }
+    [ -x /usr/sbin/runc ] || { ENGINE_SKIP[$e]="/usr/sbin/runc is missing (apt-get install runc)"; return 0; }
+    ensure_host_docker || { ENGINE_SKIP[$e]="bases are copied from the host docker, which did not start"; return 0; }
+    ensure_bases_buildah || { ENGINE_SKIP[$e]="could not copy the bases into buildah's storage"; return 0; } ;;
+  *) die "unknown engine '$e' (kiln, bk26, buildah, docker20)" ;;
+  esac
+}
+
+# engine_build ENGINE CASE CONTEXT NOCACHE(0|1) LOGFILE : one timed build; sets T (and RSS_KB for kiln)
+engine_build() {
+  local e=$1 c=$2 ctx=$3 nocache=$4 logf=$5 target tflag=()
+  target=$(case_var "$c" TARGET); [ -n "$target" ] && tflag=(--target "$target")
+  local nc=(); [ "$nocache" = 1 ] && nc=(--no-cache)
+  case $e in
+  kiln)     timed_rss "$logf" "$KILN" --root "$KILN_BUILD_ROOT" build "${nc[@]}" "${KILN_BUILD_FLAGS[@]}" "${tflag[@]}" -t "bench/$c:kiln" "$ctx" ;;
+  bk26)     RSS_KB=-; DOCKER_BUILDKIT=1 timed "$logf" docker_at "$BK26_HOST" build "${nc[@]}" --network=none "${tflag[@]}" -t "bench/$c:bk26" "$ctx" ;;
+  docker20) RSS_KB=-; DOCKER_BUILDKIT=1 timed "$logf" docker_at "$HOST_DOCKER" build "${nc[@]}" --network=none "${tflag[@]}" -t "bench/$c:docker20" "$ctx" ;;
+  buildah)  RSS_KB=-; timed "$logf" buildah bud --layers "${nc[@]}" --pull=never --network=none --runtime /usr/sbin/runc "${tflag[@]}" -t "bench/$c:buildah" "$ctx" ;;
+  esac
+}
+
+# engine_cold_prep ENGINE CASE : untimed, before each cold build: forget what a previous run left that --no-cache
+# does not ignore. Cache mounts survive --no-cache in every engine, so they are wiped for cases that use them
+# (for BuildKit: `docker builder prune --filter type=exec.cachemount`; buildah: /var/tmp/buildah-cache).
+# With KILN_COLD=fresh, kiln also gets a fresh copy of the bases-only store each run.
+engine_cold_prep() {
+  local e=$1 c=$2 uses_cache=0
+  grep -q 'type=cache' "$CASES/$c/context/Dockerfile" && uses_cache=1
+  case $e in
+  kiln)
+    if [ "${KILN_COLD:-nocache}" = fresh ]; then rm -rf "$KILN_BUILD_ROOT"; cp -a "$KILN_TEMPLATE" "$KILN_BUILD_ROOT"
+    elif [ $uses_cache = 1 ]; then rm -rf "$KILN_BUILD_ROOT/cache-mounts"; fi ;;
+  bk26)     [ $uses_cache = 1 ] && docker_at "$BK26_HOST" builder prune -f --filter type=exec.cachemount >/dev/null 2>&1 || true ;;
+  docker20) [ $uses_cache = 1 ] && docker_at "$HOST_DOCKER" builder prune -f --filter type=exec.cachemount >/dev/null 2>&1 || true ;;
+  buildah)  [ $uses_cache = 1 ] && rm -rf /var/tmp/buildah-cache || true ;;
+  esac
+  sync
+}
+
+# engine_label ENGINE : column title
+engine_label() {
+  case $1 in kiln) echo kiln;; bk26) echo "BK26";; docker20) echo "docker20";; buildah) echo buildah;; *) echo "$1";; esac
+}

@@ -253,7 +253,7 @@ fn finish(shared: &Shared<'_>) -> Result<BuildResult> {
         .collect();
     let summary = BuildSummary {
         image_id: image.id.clone(),
-        tags: image.tags.iter().map(|t| t.familiar_string()).collect(),
+        tags: image.tags.iter().map(ToString::to_string).collect(),
         final_size: image.size,
         stages: stages
             .iter()

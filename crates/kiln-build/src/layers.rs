@@ -116,3 +116,28 @@ pub(crate) fn commit_upper(store: &Store, upper: &std::path::Path) -> Result<(La
     };
     Ok((info, cached.path))
 }
+
+/// `lowers` (bottom first) with each directory only at its topmost position: overlayfs refuses
+/// a layer twice (identical steps, e.g. two empty ones, share one cached directory), and the
+/// upper occurrence already decides everything the lower one could.
+pub(crate) fn stackable(lowers: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::with_capacity(lowers.len());
+    for (i, dir) in lowers.iter().enumerate() {
+        if !lowers[i + 1..].contains(dir) {
+            out.push(dir.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stackable_keeps_topmost_occurrence() {
+        let p = |s: &str| PathBuf::from(s);
+        let got = stackable(&[p("a"), p("e"), p("b"), p("e"), p("a")]);
+        assert_eq!(got, [p("b"), p("e"), p("a")]);
+    }
+}

@@ -12,7 +12,7 @@ use tempfile::TempDir;
 
 use crate::engine::Shared;
 use crate::error::{BuildError, Result, io_err};
-use crate::layers::BaseImage;
+use crate::layers::{BaseImage, stackable};
 use crate::metadata::clean_path;
 
 /// A readable root filesystem: the context directory, or a mounted snapshot of layers.
@@ -48,7 +48,7 @@ impl SourceView {
         let tmp = shared.store.tmp_dir()?;
         let snapshot = shared
             .snapshotter
-            .prepare(lowers, &tmp.path().join("snapshot"))?;
+            .prepare(&stackable(lowers), &tmp.path().join("snapshot"))?;
         let root = snapshot.rootfs().to_path_buf();
         Ok(Self {
             snapshot: Some(snapshot),

@@ -1,12 +1,12 @@
 //! RUN: the command in a container on the step's snapshot, with the stage's environment, user,
 //! working directory, network and mounts.
 
-use kiln_dockerfile::instructions::{Form, NetworkMode, Run, SecurityMode};
+use kiln_dockerfile::instructions::{CommandLine, Form, NetworkMode, Run, SecurityMode};
 use kiln_dockerfile::stages::Expanded;
-use kiln_executor::{Network, RunSpec, StepIo, Stream};
+use kiln_executor::{MountSpec, Network, RunSpec, StepIo, Stream};
 
 use crate::engine::Shared;
-use crate::error::{BuildError, Result};
+use crate::error::{BuildError, Result, io_err};
 use crate::metadata;
 use crate::stage::StageRun;
 
@@ -15,14 +15,11 @@ const TAIL_LINES: usize = 10;
 
 /// Runs one RUN instruction as a step making a layer.
 pub(crate) fn run(st: &mut StageRun<'_, '_>, ex: &Expanded, r: &Run) -> Result<()> {
-    if !r.command.heredocs.is_empty() {
-        return Err(BuildError::Unsupported("RUN with a heredoc".into()));
-    }
     if r.security.as_ref().map(|s| s.value) == Some(SecurityMode::Insecure) {
         return Err(BuildError::Unsupported("RUN --security=insecure".into()));
     }
     let config = st.builder.config();
-    let args = metadata::command_args(config, &r.command);
+    let (args, script) = heredoc_args(config, &r.command)?;
     let runtime = metadata::runtime(config);
     let user = runtime.user().clone().unwrap_or_default();
     let cwd = runtime
@@ -56,12 +53,17 @@ pub(crate) fn run(st: &mut StageRun<'_, '_>, ex: &Expanded, r: &Run) -> Result<(
         let shared = run.shared;
         run.fs_step(created_by, |rootfs| {
             let prepared = crate::mounts::prepare(shared, &mounts, &cwd)?;
+            let mut specs = prepared.specs.clone();
+            let script_dir = shared.store.tmp_dir()?;
+            if let Some((name, body)) = &script {
+                specs.push(script_mount(script_dir.path(), name, body)?);
+            }
             let spec = RunSpec {
                 env,
                 cwd,
                 user: kiln_executor::resolve_user(rootfs, &user)?,
                 network,
-                mounts: prepared.specs.clone(),
+                mounts: specs,
                 ..RunSpec::new(rootfs, args.clone())
             };
             let _held: Vec<_> = prepared
@@ -80,6 +82,75 @@ pub(crate) fn run(st: &mut StageRun<'_, '_>, ex: &Expanded, r: &Run) -> Result<(
                 tail: last_lines(status.tail(), TAIL_LINES),
             })
         })
+    })
+}
+
+/// Where a shebang heredoc's script is mounted (BuildKit's path).
+const PIPES: &str = "/dev/pipes";
+
+/// A heredoc script to mount: its name and body.
+type Script = (String, String);
+
+/// The argv of a RUN with heredocs resolved as BuildKit does, plus the script to mount when the
+/// command is a lone heredoc starting with `#!` (run as a file, not through the shell).
+fn heredoc_args(
+    config: &kiln_image::ImageConfig,
+    c: &CommandLine,
+) -> Result<(Vec<String>, Option<Script>)> {
+    if c.heredocs.is_empty() {
+        return Ok((metadata::command_args(config, c), None));
+    }
+    let (Form::Shell, [line]) = (&c.form, c.args.as_slice()) else {
+        return Err(BuildError::Invalid(
+            "parsing produced an invalid run command".into(),
+        ));
+    };
+    let mut args = metadata::shell(config);
+    match c.heredocs.as_slice() {
+        [doc] if is_lone_heredoc(&line.value, &doc.name) => {
+            if doc.content.starts_with("#!") {
+                let path = format!("{PIPES}/{}", doc.name);
+                return Ok((vec![path], Some((doc.name.clone(), doc.content.clone()))));
+            }
+            args.push(doc.content.clone());
+        }
+        docs => {
+            let mut full = line.value.clone();
+            for doc in docs {
+                full.push('\n');
+                full.push_str(&doc.content);
+                full.push_str(&doc.name);
+            }
+            args.push(full);
+        }
+    }
+    Ok((args, None))
+}
+
+/// Whether `line` is only a heredoc marker for `name` (`<<EOF`, `<<-"EOF"`).
+fn is_lone_heredoc(line: &str, name: &str) -> bool {
+    let Some(rest) = line.trim().strip_prefix("<<") else {
+        return false;
+    };
+    let rest = rest.strip_prefix('-').unwrap_or(rest);
+    let unquoted = ['"', '\'']
+        .iter()
+        .find_map(|q| rest.strip_prefix(*q).and_then(|r| r.strip_suffix(*q)))
+        .unwrap_or(rest);
+    unquoted == name
+}
+
+/// Writes a shebang heredoc's script (mode 0755) and mounts it read-only under `/dev/pipes`.
+fn script_mount(dir: &std::path::Path, name: &str, body: &str) -> Result<MountSpec> {
+    use std::os::unix::fs::PermissionsExt;
+    let file = dir.join("script");
+    std::fs::write(&file, body).map_err(io_err("writing", &file))?;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755))
+        .map_err(io_err("setting mode of", &file))?;
+    Ok(MountSpec::Bind {
+        source: file,
+        target: format!("{PIPES}/{name}"),
+        readonly: true,
     })
 }
 
@@ -123,6 +194,14 @@ mod tests {
             ("B".into(), "x y".into()),
         ];
         assert_eq!(arg_prefix(&args), "|2 A=1 B=x y ");
+    }
+
+    #[test]
+    fn lone_heredoc_markers() {
+        assert!(is_lone_heredoc("<<EOF", "EOF"));
+        assert!(is_lone_heredoc(" <<-'EOF' ", "EOF"));
+        assert!(!is_lone_heredoc("<<EOF bash", "EOF"));
+        assert!(!is_lone_heredoc("cat <<EOF", "EOF"));
     }
 
     #[test]

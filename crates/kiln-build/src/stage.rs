@@ -11,7 +11,7 @@ use kiln_store::{ImageRecord, StageRef};
 
 use crate::engine::Shared;
 use crate::error::{BuildError, Result};
-use crate::layers::{BaseImage, commit_upper};
+use crate::layers::{BaseImage, commit_upper, stackable};
 use crate::metadata::{self, MetaState};
 use crate::progress::{StepInfo, StepOutcome};
 
@@ -177,7 +177,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
         let snapshot = self
             .shared
             .snapshotter
-            .prepare(&self.lowers, &tmp.path().join("snapshot"))?;
+            .prepare(&stackable(&self.lowers), &tmp.path().join("snapshot"))?;
         work(snapshot.rootfs())?;
         let upper = snapshot.finish()?;
         let (layer, dir) = commit_upper(store, &upper)?;

@@ -4,7 +4,7 @@
 /// Returns the shortest lexically equivalent slash path, exactly like Go's
 /// `path.Clean`: repeated slashes collapse, `.` drops, `..` eats the previous
 /// element (or is dropped at a rooted start), empty becomes `.`.
-pub(crate) fn clean(path: &str) -> String {
+pub fn clean(path: &str) -> String {
     let rooted = path.starts_with('/');
     let mut out: Vec<&str> = Vec::new();
     for part in path.split('/') {

@@ -64,6 +64,24 @@ impl IgnoreMatcher {
         Ok(matcher)
     }
 
+    /// Compiles patterns given one by one, as moby's `patternmatcher.New`
+    /// does: each is trimmed and cleaned, blank ones are skipped, `!` marks an
+    /// exception. Unlike [`IgnoreMatcher::parse`] there are no comments and a
+    /// leading `/` is kept (such a pattern never matches a relative path).
+    pub fn from_patterns<S: AsRef<str>>(patterns: &[S]) -> Result<Self> {
+        let mut matcher = Self::default();
+        for pattern in patterns {
+            matcher.push(pattern.as_ref())?;
+        }
+        Ok(matcher)
+    }
+
+    /// The compiled patterns in order, each as its cleaned text (without the
+    /// `!`) and whether it is a `!` exception.
+    pub fn patterns(&self) -> impl ExactSizeIterator<Item = (&str, bool)> + '_ {
+        self.patterns.iter().map(|p| (p.text.as_str(), p.exclusion))
+    }
+
     /// Loads the ignore file BuildKit would use: `<Dockerfile>.dockerignore`
     /// next to the Dockerfile wins over `<context>/.dockerignore`; neither
     /// means nothing is excluded. The context file is read with in-root
@@ -255,12 +273,73 @@ fn compile(text: &str) -> Result<Test> {
         Kind::Suffix => Test::Suffix(text[2..].to_owned()),
         Kind::Regex => {
             t.re.push('$');
-            let re = Regex::new(&t.re).map_err(|_| Error::BadIgnorePattern {
+            let re = Regex::new(&go_classes(&t.re)).map_err(|_| Error::BadIgnorePattern {
                 pattern: text.to_owned(),
             })?;
             Test::Regex(re)
         }
     })
+}
+
+/// moby hands its expression to Go's `regexp`, which reads brackets unlike
+/// Rust's `regex`: inside a class, `[` (unless it opens a `[:name:]` class),
+/// `&` and `~` are plain characters, and a `]` outside a class is literal.
+/// Escapes them so the Rust expression means what Go's does (`[[]` matches
+/// `[`, `[a&&b]` matches `&`, and `[*]`, which moby turns into `[[^/]*]`,
+/// matches `]` or `[]` but not `*`, exactly as in moby).
+fn go_classes(go: &str) -> String {
+    let mut out = String::with_capacity(go.len() + 8);
+    let mut rest = go;
+    let mut in_class = false;
+    let mut first = false;
+    while let Some(c) = rest.chars().next() {
+        rest = &rest[c.len_utf8()..];
+        if c == '\\' {
+            out.push(c);
+            if let Some(next) = rest.chars().next() {
+                out.push(next);
+                rest = &rest[next.len_utf8()..];
+            }
+            first = false;
+            continue;
+        }
+        if !in_class {
+            match c {
+                '[' => {
+                    out.push('[');
+                    if let Some(after) = rest.strip_prefix('^') {
+                        out.push('^');
+                        rest = after;
+                    }
+                    in_class = true;
+                    first = true;
+                }
+                ']' => out.push_str("\\]"),
+                _ => out.push(c),
+            }
+            continue;
+        }
+        match c {
+            ']' if !first => {
+                out.push(']');
+                in_class = false;
+            }
+            '[' if rest.starts_with(':') && rest[1..].contains(":]") => {
+                // Go's POSIX class, which Rust spells the same way.
+                let end = 1 + rest[1..].find(":]").unwrap_or(0) + 2;
+                out.push('[');
+                out.push_str(&rest[..end]);
+                rest = &rest[end..];
+            }
+            '[' | ']' | '&' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+        first = false;
+    }
+    out
 }
 
 /// Which of moby's match strategies a pattern needs.

@@ -23,6 +23,7 @@ use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+pub use clean::clean;
 pub use error::{Error, Result};
 pub use hash::{CacheStats, HashCache};
 pub use ignore::IgnoreMatcher;

@@ -120,6 +120,52 @@ fn table() {
             true,
         ),
         ("docs/*\n!docs/README.md", "docs/README.md", false),
+        // Cases carried over from kiln-dockerfile's lint matcher.
+        ("docs", "docsx", false),
+        ("a?c", "abc", true),
+        ("a?c", "a/c", false),
+        ("*/tmp/*", "x/tmp/y", true),
+        ("*/tmp/*", "x/tmp/y/z", true),
+        ("*/tmp/*", "tmp/y", false),
+        ("./a/../b/", "b/c", true),
+        ("**.md", "a/b.md", true),
+        ("**.md", "b.md", true),
+        ("x/*/**", "x/a/b/c", true),
+        ("x/*/**", "x/a", false),
+        ("[a-c]?", "bz", true),
+        ("[a-c]?", "dz", false),
+        ("[a-c]*.go", "b.go", true),
+        ("[a-c]*.go", "d.go", false),
+        ("[^a]*", "b", true),
+        ("[^a]b", "cb", true),
+        ("\\*", "*", true),
+        ("\\*x", "*x", true),
+        ("*.txt\n!a.txt\na*", "a.txt", true),
+        ("/foo", "foo/x", true),
+        ("/foo", "bar/foo", false),
+        ("qux\n!/baz/../qux", "qux", false),
+        ("docs\n!docs/keep.txt", "docs/other.txt", true),
+        // moby hands brackets to Go's regexp verbatim: inside a class `[`, `&`
+        // and `~` are plain, `[:alpha:]` is a POSIX class, and a `*` in a
+        // class becomes `[^/]*`, whose `]` closes the class early.
+        ("[[]", "[", true),
+        ("[[]", "a", false),
+        ("[a&&b]", "&", true),
+        ("[a&&b]", "a", true),
+        ("[a&&b]", "c", false),
+        ("[a~~b]", "~", true),
+        ("[[:alpha:]]", "a", true),
+        ("[[:alpha:]]", "1", false),
+        ("[*]", "]", true),
+        ("[*]", "[]", true),
+        ("[*]", "*", false),
+        ("[^*]", "x]", true),
+        ("[^*]", "a", false),
+        ("a]", "a]", true),
+        // A leading `**` is a suffix test only while nothing later needs the
+        // regular expression.
+        ("**[ab]", "x/a", true),
+        ("**[ab]", "xa", false),
         // Patterns that never match relative paths.
         ("/", "x", false),
         (".", "x", false),
@@ -163,6 +209,62 @@ fn may_contain_included_uses_exception_prefixes() {
     }
 }
 
+/// Patterns given one by one (moby's `patternmatcher.New`): trimmed, cleaned
+/// with any `!` still in front (so `!./b/../c/` keeps a `./`), blanks
+/// skipped, no comments, and a leading `/` kept.
+#[test]
+fn from_patterns_compiles_each_pattern() {
+    let m = IgnoreMatcher::from_patterns(&["a", " ", "!./b/../c/", "#x", "/d"]).unwrap();
+    let view: Vec<(&str, bool)> = m.patterns().collect();
+    assert_eq!(
+        view,
+        [("a", false), ("./c", true), ("#x", false), ("/d", false)]
+    );
+    assert!(m.is_excluded("a/x"));
+    assert!(m.is_excluded("#x"));
+    assert!(!m.is_excluded("d"));
+    assert!(
+        IgnoreMatcher::from_patterns::<&str>(&[])
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        IgnoreMatcher::from_patterns(&["!"]),
+        Err(Error::IllegalExclusion)
+    ));
+    assert!(matches!(
+        IgnoreMatcher::from_patterns(&["a[b"]),
+        Err(Error::BadIgnorePattern { .. })
+    ));
+}
+
+#[test]
+fn patterns_report_cleaned_text_and_exceptions() {
+    let m = IgnoreMatcher::parse(
+        "\u{feff}# comment\n\n  /foo  \n./bar/\n!/baz/../qux\n #not-a-comment\r\n!  spaced\n",
+    )
+    .unwrap();
+    let view: Vec<(&str, bool)> = m.patterns().collect();
+    assert_eq!(
+        view,
+        [
+            ("foo", false),
+            ("bar", false),
+            ("qux", true),
+            ("#not-a-comment", false),
+            ("spaced", true),
+        ]
+    );
+}
+
+#[test]
+fn clean_is_go_path_clean() {
+    assert_eq!(kiln_context::clean("./a/../b/"), "b");
+    assert_eq!(kiln_context::clean("/../x"), "/x");
+    assert_eq!(kiln_context::clean("../../x"), "../../x");
+    assert_eq!(kiln_context::clean(""), ".");
+}
+
 #[test]
 fn malformed_patterns_are_errors() {
     assert!(matches!(
@@ -173,7 +275,7 @@ fn malformed_patterns_are_errors() {
         IgnoreMatcher::parse("  !  "),
         Err(Error::IllegalExclusion)
     ));
-    for bad in ["[", "a[b", "x\\", "[]a]", "[z-]"] {
+    for bad in ["[", "a[b", "x\\", "[]a]", "[z-]", "[]", "[a-]"] {
         assert!(
             matches!(
                 IgnoreMatcher::parse(bad),

@@ -1,94 +1,22 @@
-//! The `.dockerignore` matcher (moby's patternmatcher semantics), reading ignore files with the
-//! per-Dockerfile precedence, and the CopyIgnoredFile check that uses them.
+//! The CopyIgnoredFile check end to end: which `.dockerignore` it reads (per-Dockerfile
+//! precedence, patterns given directly) and what it reports. The matcher itself is
+//! kiln-context's `IgnoreMatcher`, tested there.
 
 use std::fs;
 
-use kiln_dockerfile::lint::dockerignore::{Matcher, parse, read_patterns};
 use kiln_dockerfile::lint::{LintOptions, lint};
 
-/// `(patterns, path, excluded)`.
-const TABLE: &[(&[&str], &str, bool)] = &[
-    (&["*.md"], "README.md", true),
-    (&["*.md"], "docs/README.md", false),
-    (&["**/*.md"], "docs/a/README.md", true),
-    (&["**/*.md"], "README.md", true),
-    (&["**"], "any/thing", true),
-    (&["dir/**"], "dir/x/y", true),
-    (&["dir/**"], "dir", false),
-    (&["docs"], "docs/a.txt", true),
-    (&["docs/"], "docs/a.txt", true),
-    (&["docs"], "docsx", false),
-    (&["docs", "!docs/keep.txt"], "docs/keep.txt", false),
-    (&["docs", "!docs/keep.txt"], "docs/other.txt", true),
-    (&["!a.txt", "*.txt"], "a.txt", true),
-    (&["*.txt", "!a.txt"], "a.txt", false),
-    (&["*.txt", "!a.txt", "a*"], "a.txt", true),
-    (&["a?c"], "abc", true),
-    (&["a?c"], "a/c", false),
-    (&["[a-c]*.go"], "b.go", true),
-    (&["[a-c]*.go"], "d.go", false),
-    (&["[^a]*"], "b", true),
-    (&["\\*"], "*", true),
-    (&["\\*"], "x", false),
-    (&["a.b"], "axb", false),
-    (&["*/tmp/*"], "x/tmp/y", true),
-    (&["*/tmp/*"], "tmp/y", false),
-    (&["./a/../b/"], "b/c", true),
-    // moby's shortcut for a leading `**` followed by plain text is a suffix test.
-    (&["**.md"], "a/b.md", true),
-    (&["**foo"], "barfoo", true),
-    (&["**/foo"], "foo", true),
-    (&["**/foo"], "a/foo", true),
-    (&["**/foo"], "xfoo", false),
-    (&["x/**"], "x/y", true),
-    (&["x/**"], "xy", false),
-];
+const COPY_DOCKERFILE: &str =
+    "# check=experimental=CopyIgnoredFile\nFROM scratch\nCOPY Dockerfile .\nCOPY keep .\n";
 
-#[test]
-fn matcher_table() {
-    for (patterns, path, want) in TABLE {
-        let m = Matcher::new(patterns).unwrap_or_else(|e| panic!("{patterns:?}: {e}"));
-        assert_eq!(
-            m.matches_or_parent_matches(path),
-            *want,
-            "{patterns:?} on {path}"
-        );
-    }
-}
-
-#[test]
-fn parse_cleans_and_skips_comments() {
-    let content =
-        "\u{feff}# comment\n\n  /foo  \n./bar/\n!/baz/../qux\n #not-a-comment\r\n!  spaced\n";
-    assert_eq!(
-        parse(content),
-        ["foo", "bar", "!qux", "#not-a-comment", "!spaced"]
-    );
-    let m = Matcher::new(&parse("/foo\n")).unwrap();
-    assert!(m.matches_or_parent_matches("foo/x"));
-    assert!(!m.matches_or_parent_matches("bar/foo"));
-}
-
-#[test]
-fn patterns_report_text_and_exceptions() {
-    let m = Matcher::new(&["a", " ", "!b/c"]).unwrap();
-    let view: Vec<(&str, bool)> = m
-        .patterns()
+/// The sources CopyIgnoredFile reports for [`COPY_DOCKERFILE`].
+fn ignored_sources(opts: &LintOptions) -> Vec<String> {
+    lint(COPY_DOCKERFILE, opts)
+        .unwrap()
+        .findings
         .iter()
-        .map(|p| (p.text(), p.exclusion()))
-        .collect();
-    assert_eq!(view, [("a", false), ("b/c", true)]);
-}
-
-#[test]
-fn malformed_patterns_are_errors() {
-    for bad in ["[", "a[b", "x\\", "!"] {
-        let err = Matcher::new(&[bad]).unwrap_err();
-        assert!(
-            err.to_string().starts_with("invalid .dockerignore pattern"),
-            "{bad}: {err}"
-        );
-    }
+        .map(|f| f.message.split('"').nth(1).unwrap_or_default().to_owned())
+        .collect()
 }
 
 #[test]
@@ -96,24 +24,53 @@ fn dockerfile_specific_ignore_wins() {
     let ctx = tempfile::tempdir().unwrap();
     let dockerfile = ctx.path().join("build").join("app.Dockerfile");
     fs::create_dir_all(dockerfile.parent().unwrap()).unwrap();
-    assert_eq!(read_patterns(ctx.path(), Some(&dockerfile)).unwrap(), None);
-    fs::write(ctx.path().join(".dockerignore"), "from-context\n").unwrap();
-    assert_eq!(
-        read_patterns(ctx.path(), Some(&dockerfile)).unwrap(),
-        Some(vec!["from-context".to_owned()])
-    );
+    let opts = LintOptions {
+        context: Some(ctx.path().to_owned()),
+        dockerfile: Some(dockerfile.clone()),
+        ..LintOptions::default()
+    };
+    assert!(ignored_sources(&opts).is_empty());
+    fs::write(ctx.path().join(".dockerignore"), "Dockerfile\n").unwrap();
+    assert_eq!(ignored_sources(&opts), ["Dockerfile"]);
     fs::write(
         ctx.path().join("build/app.Dockerfile.dockerignore"),
-        "specific\n",
+        "keep\n",
     )
     .unwrap();
+    assert_eq!(ignored_sources(&opts), ["keep"]);
+    // Without a Dockerfile path only the context's file counts.
+    let no_path = LintOptions {
+        dockerfile: None,
+        ..opts.clone()
+    };
+    assert_eq!(ignored_sources(&no_path), ["Dockerfile"]);
+    // Patterns given directly win over both files.
+    let direct = LintOptions {
+        dockerignore: Some(vec!["./keep/".into(), "Dockerfile".into()]),
+        ..opts
+    };
+    assert_eq!(ignored_sources(&direct), ["Dockerfile", "keep"]);
+}
+
+/// The build leaves `d/x` out of the context (BuildKit's sender tests `!d` against `d` and
+/// not again against `d/x`), so copying it is reported, though moby's older
+/// `MatchesOrParentMatches` would call it re-included.
+#[test]
+fn copy_ignored_file_follows_the_context_sender() {
+    let opts = LintOptions {
+        dockerignore: Some(vec!["d/x".into(), "!d".into()]),
+        ..LintOptions::default()
+    };
+    let source = "# check=experimental=CopyIgnoredFile\nFROM scratch\nCOPY d/x /x\nCOPY d /d\n";
+    let messages: Vec<String> = lint(source, &opts)
+        .unwrap()
+        .findings
+        .into_iter()
+        .map(|f| f.message)
+        .collect();
     assert_eq!(
-        read_patterns(ctx.path(), Some(&dockerfile)).unwrap(),
-        Some(vec!["specific".to_owned()])
-    );
-    assert_eq!(
-        read_patterns(ctx.path(), None).unwrap(),
-        Some(vec!["from-context".to_owned()])
+        messages,
+        ["Attempting to Copy file \"d/x\" that is excluded by .dockerignore"]
     );
 }
 

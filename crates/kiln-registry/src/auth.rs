@@ -91,7 +91,9 @@ impl AuthSource {
         if let Some(helper) = helper_for(&config, host) {
             return self.helper_get(&helper, host);
         }
-        Ok(auths_entry(&config, host).and_then(|e| decode_entry(e, host).transpose()).transpose()?)
+        auths_entry(&config, host)
+            .and_then(|e| decode_entry(e, host).transpose())
+            .transpose()
     }
 
     /// Saves credentials the way `docker login` would.
@@ -150,7 +152,13 @@ impl AuthSource {
             Err(e) => return Err(e),
         };
         let reply: Value = serde_json::from_str(&out).map_err(|e| cred_err(host, e))?;
-        let field = |k: &str| reply.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let field = |k: &str| {
+            reply
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         let (username, password) = (field("Username"), field("Secret"));
         if username.is_empty() && password.is_empty() {
             return Ok(None);
@@ -168,9 +176,14 @@ impl AuthSource {
             .spawn()
             .map_err(|e| cred_err(host, format!("running {}: {e}", program.display())))?;
         if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(input.as_bytes())
-                .map_err(|e| cred_err(host, e))?;
+            // A helper may exit without reading its input (an `erase` that
+            // has nothing to do); its exit status tells whether it worked.
+            match stdin.write_all(input.as_bytes()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(cred_err(host, e));
+                }
+                _ => {}
+            }
         }
         let out = child.wait_with_output().map_err(|e| cred_err(host, e))?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -178,7 +191,12 @@ impl AuthSource {
             return Ok(stdout);
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let message = format!("{} {action}: {} {}", program.display(), stdout.trim(), stderr.trim());
+        let message = format!(
+            "{} {action}: {} {}",
+            program.display(),
+            stdout.trim(),
+            stderr.trim()
+        );
         Err(cred_err(host, message))
     }
 
@@ -292,7 +310,11 @@ fn auths_entry<'a>(config: &'a Value, host: &str) -> Option<&'a Value> {
 /// An `auths` entry: base64 `auth`, or plain `username`/`password`.
 fn decode_entry(entry: &Value, host: &str) -> Result<Option<Credentials>> {
     let field = |k: &str| entry.get(k).and_then(Value::as_str).unwrap_or("");
-    if let Some(auth) = entry.get("auth").and_then(Value::as_str).filter(|a| !a.is_empty()) {
+    if let Some(auth) = entry
+        .get("auth")
+        .and_then(Value::as_str)
+        .filter(|a| !a.is_empty())
+    {
         let raw = BASE64
             .decode(auth.trim())
             .map_err(|e| cred_err(host, format!("bad base64 in auths entry: {e}")))?;
@@ -351,9 +373,14 @@ mod tests {
     fn plain_username_password_entries_work() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");
-        fs::write(&path, r#"{"auths":{"https://r.example/v2/":{"username":"a","password":"b"}}}"#)
+        fs::write(
+            &path,
+            r#"{"auths":{"https://r.example/v2/":{"username":"a","password":"b"}}}"#,
+        )
+        .unwrap();
+        let found = AuthSource::docker_config(&path)
+            .lookup("r.example")
             .unwrap();
-        let found = AuthSource::docker_config(&path).lookup("r.example").unwrap();
         assert_eq!(found.map(|c| c.password), Some("b".into()));
     }
 
@@ -362,7 +389,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");
         fs::write(&path, "{nope").unwrap();
-        let err = AuthSource::docker_config(&path).lookup("r.example").unwrap_err();
+        let err = AuthSource::docker_config(&path)
+            .lookup("r.example")
+            .unwrap_err();
         assert!(err.to_string().contains("r.example"), "{err}");
     }
 }

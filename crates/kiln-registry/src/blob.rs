@@ -3,8 +3,8 @@
 //! the server ignores the range), never larger than the descriptor says.
 
 use std::io::{Read, Write};
-use std::sync::{Mutex, PoisonError};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::thread;
 
 use kiln_content::{BlobWriter, ContentStore, Digest};
@@ -85,7 +85,10 @@ fn fetch_once(
         206 if starts_at(&resp, partial.written) => {}
         206 | 416 => {
             *partial = new_partial(session, content)?;
-            return Ok(Outcome::Dropped(format!("unusable range reply {}", resp.status())));
+            return Ok(Outcome::Dropped(format!(
+                "unusable range reply {}",
+                resp.status()
+            )));
         }
         404 => return Err(session.target.blob_unknown(digest)),
         status => {
@@ -132,7 +135,7 @@ fn copy_body(
             return Err(Error::SizeMismatch {
                 reference: session.target.reference.clone(),
                 registry: session.target.registry.clone(),
-                digest: desc.digest().clone(),
+                digest: desc.digest().to_string(),
                 expected: size,
             });
         }
@@ -171,10 +174,13 @@ pub(crate) fn for_each_parallel<T: Sync>(
     };
     thread::scope(|s| {
         for _ in 0..parallelism.clamp(1, items.len().max(1)) {
-            s.spawn(&worker);
+            s.spawn(worker);
         }
     });
-    match first_error.into_inner().unwrap_or_else(PoisonError::into_inner) {
+    match first_error
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+    {
         Some(e) => Err(e),
         None => Ok(()),
     }

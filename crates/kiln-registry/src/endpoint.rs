@@ -62,10 +62,10 @@ fn api_host(host: &str) -> &str {
 }
 
 /// `GET /v2/`: any HTTP answer means the API is there; 401 says how to log in.
-fn ping(agent: &ureq::Agent, base: &str) -> std::result::Result<Challenge, ureq::Transport> {
+fn ping(agent: &ureq::Agent, base: &str) -> std::result::Result<Challenge, String> {
     let resp = match agent.get(&format!("{base}/v2/")).call() {
         Ok(resp) | Err(ureq::Error::Status(_, resp)) => resp,
-        Err(ureq::Error::Transport(t)) => return Err(t),
+        Err(ureq::Error::Transport(t)) => return Err(t.to_string()),
     };
     if resp.status() != 401 {
         return Ok(Challenge::None);

@@ -17,10 +17,13 @@ pub enum Error {
     BlobUnknown {
         reference: String,
         registry: String,
-        digest: Digest,
+        digest: String,
     },
     /// Credentials are missing or wrong, or lack the needed access.
-    #[error("{reference}: access denied by {registry} (HTTP {status}){}", hint(message))]
+    #[error(
+        "{reference}: access denied by {registry} (HTTP {status}){}",
+        hint(message)
+    )]
     Denied {
         reference: String,
         registry: String,
@@ -35,14 +38,15 @@ pub enum Error {
         message: String,
     },
     /// Downloaded content does not hash to its digest; it was not stored.
+    /// (Digests are kept as strings here to keep `Result`s small.)
     #[error(
         "{reference}: content from {registry} does not match digest {expected} (it hashes to {actual}); nothing was stored"
     )]
     DigestMismatch {
         reference: String,
         registry: String,
-        expected: Digest,
-        actual: Digest,
+        expected: String,
+        actual: String,
     },
     /// The registry sent more bytes than the descriptor announced.
     #[error(
@@ -51,7 +55,7 @@ pub enum Error {
     SizeMismatch {
         reference: String,
         registry: String,
-        digest: Digest,
+        digest: String,
         expected: u64,
     },
     /// No connection could be made (or kept) to the registry.
@@ -92,7 +96,10 @@ pub enum Error {
         message: String,
     },
     /// The registry answered with a status this client does not expect.
-    #[error("{reference}: {registry} answered {request} with HTTP {status}{}", hint(message))]
+    #[error(
+        "{reference}: {registry} answered {request} with HTTP {status}{}",
+        hint(message)
+    )]
     Protocol {
         reference: String,
         registry: String,
@@ -180,7 +187,9 @@ impl Target {
 
     pub fn content(&self, source: kiln_content::Error) -> Error {
         match source {
-            kiln_content::Error::DigestMismatch { expected, actual } => self.mismatch(expected, actual),
+            kiln_content::Error::DigestMismatch { expected, actual } => {
+                self.mismatch(expected, actual)
+            }
             source => Error::Content {
                 reference: self.reference.clone(),
                 source,
@@ -192,8 +201,8 @@ impl Target {
         Error::DigestMismatch {
             reference: self.reference.clone(),
             registry: self.registry.clone(),
-            expected,
-            actual,
+            expected: expected.to_string(),
+            actual: actual.to_string(),
         }
     }
 
@@ -208,7 +217,7 @@ impl Target {
         Error::BlobUnknown {
             reference: self.reference.clone(),
             registry: self.registry.clone(),
-            digest: digest.clone(),
+            digest: digest.to_string(),
         }
     }
 }

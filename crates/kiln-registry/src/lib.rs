@@ -165,7 +165,11 @@ impl Client {
             endpoint,
             target,
             repo: reference.path().to_string(),
-            scopes: vec![format!("repository:{}:{}", reference.path(), actions.join(","))],
+            scopes: vec![format!(
+                "repository:{}:{}",
+                reference.path(),
+                actions.join(",")
+            )],
         })
     }
 

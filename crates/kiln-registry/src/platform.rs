@@ -63,7 +63,10 @@ impl Platform {
                 .iter()
                 .position(|v| Some(*v) == own.as_deref())
                 .unwrap_or(family.len());
-            family[start..].iter().map(|v| Some(v.to_string())).collect()
+            family[start..]
+                .iter()
+                .map(|v| Some(v.to_string()))
+                .collect()
         };
         match self.architecture.as_str() {
             "arm" => older(&["v8", "v7", "v6", "v5"]),

@@ -57,7 +57,9 @@ pub(crate) fn pull(
             let chosen = choose(session, &top.bytes, wanted)?;
             let image = fetch_manifest(session, chosen.as_ref(), Some(&chosen))?;
             if image.kind != Kind::Manifest {
-                return Err(session.target.invalid("index entry is not an image manifest"));
+                return Err(session
+                    .target
+                    .invalid("index entry is not an image manifest"));
             }
             (Some(top), image)
         }
@@ -103,7 +105,9 @@ fn fetch_manifest(session: &Session, by: &str, expected: Option<&Digest>) -> Res
         404 => return Err(session.target.manifest_unknown()),
         status => {
             let request = format!("GET manifests/{by}");
-            return Err(session.target.protocol(request, status, error_message(resp)));
+            return Err(session
+                .target
+                .protocol(request, status, error_message(resp)));
         }
     }
     let content_type = resp.header("content-type").unwrap_or("").to_string();
@@ -112,7 +116,9 @@ fn fetch_manifest(session: &Session, by: &str, expected: Option<&Digest>) -> Res
         .and_then(|d| d.trim().parse::<Digest>().ok());
     let bytes = read_bounded(session, resp)?;
     let digest = sha256_digest(&bytes);
-    let expected = expected.or(announced.as_ref().filter(|d| d.algorithm().as_ref() == "sha256"));
+    let expected = expected.or(announced
+        .as_ref()
+        .filter(|d| d.algorithm().as_ref() == "sha256"));
     if let Some(exp) = expected.filter(|e| **e != digest) {
         return Err(session.target.mismatch(exp.clone(), digest));
     }
@@ -159,7 +165,9 @@ pub(crate) fn classify(session: &Session, content_type: &str, bytes: &[u8]) -> R
     } else if is_manifest(&media) || doc.get("layers").is_some() {
         Ok(Kind::Manifest)
     } else {
-        Err(session.target.invalid(format!("unsupported manifest media type {media}")))
+        Err(session
+            .target
+            .invalid(format!("unsupported manifest media type {media}")))
     }
 }
 
@@ -222,7 +230,9 @@ fn check_platform(
     config: &Digest,
     wanted: &Platform,
 ) -> Result<()> {
-    let file = content.open_blob(config).map_err(|e| session.target.content(e))?;
+    let file = content
+        .open_blob(config)
+        .map_err(|e| session.target.content(e))?;
     let found: ConfigPlatform = serde_json::from_reader(std::io::BufReader::new(file))
         .map_err(|e| session.target.invalid(format!("image config: {e}")))?;
     if found.os.is_empty() && found.architecture.is_empty() {

@@ -69,7 +69,9 @@ fn put_manifest(session: &Session, bytes: &[u8], digest: &Digest, by: &str) -> R
     if resp.status() != 201 && resp.status() != 200 {
         let status = resp.status();
         let request = format!("PUT manifests/{by}");
-        return Err(session.target.protocol(request, status, error_message(resp)));
+        return Err(session
+            .target
+            .protocol(request, status, error_message(resp)));
     }
     let stored = resp
         .header("docker-content-digest")
@@ -90,7 +92,12 @@ fn media_type_of(bytes: &[u8]) -> String {
 }
 
 /// Makes sure the registry has `digest` in this repository.
-fn push_blob(client: &Client, session: &Session, content: &ContentStore, digest: &Digest) -> Result<()> {
+fn push_blob(
+    client: &Client,
+    session: &Session,
+    content: &ContentStore,
+    digest: &Digest,
+) -> Result<()> {
     let host = session.target.registry.clone();
     if !blob_exists(session, digest)? {
         if let Some(location) = start_upload(client, session, digest)? {
@@ -107,7 +114,11 @@ fn blob_exists(session: &Session, digest: &Digest) -> Result<bool> {
     match resp.status() {
         200 => Ok(true),
         404 => Ok(false),
-        status => Err(session.target.protocol(format!("HEAD blobs/{digest}"), status, String::new())),
+        status => {
+            Err(session
+                .target
+                .protocol(format!("HEAD blobs/{digest}"), status, String::new()))
+        }
     }
 }
 
@@ -121,7 +132,10 @@ fn start_upload(client: &Client, session: &Session, digest: &Digest) -> Result<O
             let mount_session = session.with_scope(format!("repository:{from}:pull"));
             (Req::new("POST", url), mount_session)
         }
-        None => (Req::new("POST", session.url("blobs/uploads/")), session.clone()),
+        None => (
+            Req::new("POST", session.url("blobs/uploads/")),
+            session.clone(),
+        ),
     };
     let resp = session.send(&req)?;
     match resp.status() {
@@ -130,14 +144,20 @@ fn start_upload(client: &Client, session: &Session, digest: &Digest) -> Result<O
             Ok(None)
         }
         202 => location(&session, resp, "POST blobs/uploads/").map(Some),
-        status => Err(session.target.protocol("POST blobs/uploads/".into(), status, error_message(resp))),
+        status => {
+            Err(session
+                .target
+                .protocol("POST blobs/uploads/".into(), status, error_message(resp)))
+        }
     }
 }
 
 fn location(session: &Session, resp: ureq::Response, request: &str) -> Result<String> {
     match resp.header("location") {
         Some(loc) => Ok(session.resolve(loc)),
-        None => Err(session.target.invalid(format!("{request}: reply has no Location"))),
+        None => Err(session
+            .target
+            .invalid(format!("{request}: reply has no Location"))),
     }
 }
 
@@ -149,7 +169,9 @@ fn upload(
     digest: &Digest,
     mut location: String,
 ) -> Result<()> {
-    let size = content.size(digest).map_err(|e| session.target.content(e))?;
+    let size = content
+        .size(digest)
+        .map_err(|e| session.target.content(e))?;
     let chunk = client.opts.chunk_size.max(1);
     let mut final_body = Body::Blob {
         content,
@@ -173,7 +195,11 @@ fn upload(
     let resp = session.send(&req)?;
     match resp.status() {
         201 | 204 => Ok(()),
-        status => Err(session.target.protocol(format!("PUT blob {digest}"), status, error_message(resp))),
+        status => {
+            Err(session
+                .target
+                .protocol(format!("PUT blob {digest}"), status, error_message(resp)))
+        }
     }
 }
 
@@ -198,7 +224,11 @@ fn patch_chunk(
     let resp = session.send(&req)?;
     match resp.status() {
         202 => location_or(session, resp, location),
-        status => Err(session.target.protocol(format!("PATCH blob {digest}"), status, error_message(resp))),
+        status => Err(session.target.protocol(
+            format!("PATCH blob {digest}"),
+            status,
+            error_message(resp),
+        )),
     }
 }
 

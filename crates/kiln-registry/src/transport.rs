@@ -63,7 +63,11 @@ fn parse_params(s: &str) -> HashMap<String, String> {
     let mut out = HashMap::new();
     let mut rest = s.trim();
     while let Some((key, after)) = rest.split_once('=') {
-        let key = key.trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
         let (value, tail) = if let Some(quoted) = after.strip_prefix('"') {
             let end = quoted.find('"').unwrap_or(quoted.len());
             (&quoted[..end], quoted.get(end + 1..).unwrap_or(""))
@@ -138,7 +142,11 @@ impl<'a> Req<'a> {
 
     fn describe(&self) -> String {
         let path = self.url.splitn(4, '/').nth(3).unwrap_or("");
-        format!("{} /{}", self.method, path.split('?').next().unwrap_or(path))
+        format!(
+            "{} /{}",
+            self.method,
+            path.split('?').next().unwrap_or(path)
+        )
     }
 }
 
@@ -231,7 +239,11 @@ impl Session {
 
     /// Learns the challenge from a 401 and forgets the token it refused.
     fn reset_auth(&self, resp: &ureq::Response) {
-        if let Some(c) = resp.all("www-authenticate").into_iter().find_map(parse_challenge) {
+        if let Some(c) = resp
+            .all("www-authenticate")
+            .into_iter()
+            .find_map(parse_challenge)
+        {
             *lock(&self.endpoint.challenge) = c;
         }
         lock(&self.endpoint.tokens).remove(&self.scope_key());
@@ -247,13 +259,23 @@ impl Session {
         let challenge = lock(&self.endpoint.challenge).clone();
         match challenge {
             Challenge::None => Ok(None),
-            Challenge::Basic => Ok(self.endpoint.credentials.as_ref().map(Credentials::basic_header)),
+            Challenge::Basic => Ok(self
+                .endpoint
+                .credentials
+                .as_ref()
+                .map(Credentials::basic_header)),
             Challenge::Bearer { realm, service } => {
                 let key = self.scope_key();
                 if let Some(token) = lock(&self.endpoint.tokens).get(&key) {
                     return Ok(Some(format!("Bearer {token}")));
                 }
-                let token = fetch_token(&self.endpoint, &self.target, &realm, service.as_deref(), &self.scopes)?;
+                let token = fetch_token(
+                    &self.endpoint,
+                    &self.target,
+                    &realm,
+                    service.as_deref(),
+                    &self.scopes,
+                )?;
                 lock(&self.endpoint.tokens).insert(key, token.clone());
                 Ok(Some(format!("Bearer {token}")))
             }
@@ -341,13 +363,20 @@ pub(crate) fn fetch_token(
         Err(ureq::Error::Status(status, resp)) => {
             return Err(target.protocol(format!("GET {realm}"), status, error_message(resp)));
         }
-        Err(ureq::Error::Transport(t)) => return Err(target.unreachable(format!("token server: {t}"))),
+        Err(ureq::Error::Transport(t)) => {
+            return Err(target.unreachable(format!("token server: {t}")));
+        }
     };
     let reply: Value = serde_json::from_reader(resp.into_reader().take(MAX_ERROR_BODY))
         .map_err(|e| target.invalid(format!("token reply: {e}")))?;
     ["token", "access_token"]
         .iter()
-        .find_map(|k| reply.get(k).and_then(Value::as_str).filter(|t| !t.is_empty()))
+        .find_map(|k| {
+            reply
+                .get(k)
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+        })
         .map(str::to_string)
         .ok_or_else(|| target.invalid("token reply has no token"))
 }
@@ -356,7 +385,10 @@ pub(crate) fn fetch_token(
 pub(crate) fn error_message(resp: ureq::Response) -> String {
     let mut body = String::new();
     // A body that cannot be read just makes a shorter message.
-    let _ = resp.into_reader().take(MAX_ERROR_BODY).read_to_string(&mut body);
+    let _ = resp
+        .into_reader()
+        .take(MAX_ERROR_BODY)
+        .read_to_string(&mut body);
     let parsed: Option<Value> = serde_json::from_str(&body).ok();
     let errors = parsed
         .as_ref()
@@ -412,7 +444,10 @@ mod tests {
                 service: Some("registry.example".into()),
             })
         );
-        assert_eq!(parse_challenge(r#"Basic realm="kiln""#), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge(r#"Basic realm="kiln""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(parse_challenge("Negotiate"), None);
         assert_eq!(parse_challenge("Bearer service=x"), None);
     }

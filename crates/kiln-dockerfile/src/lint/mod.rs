@@ -12,7 +12,6 @@
 //! run.
 
 mod config;
-pub mod dockerignore;
 mod from;
 mod ownership;
 mod quote;
@@ -24,7 +23,9 @@ mod suggest;
 mod syntax;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use kiln_context::IgnoreMatcher;
 
 use crate::ast::{Ast, Span};
 use crate::instructions::{self, Command};
@@ -116,7 +117,7 @@ pub enum LintError {
     #[error(transparent)]
     Dockerfile(#[from] crate::Error),
     #[error(transparent)]
-    Dockerignore(#[from] dockerignore::Error),
+    Dockerignore(#[from] kiln_context::Error),
 }
 
 /// A check that fired, before it is placed in the source.
@@ -213,20 +214,26 @@ fn directive_span(source: &str, value: &str) -> Span {
     Span::default()
 }
 
-/// The `.dockerignore` matcher, built only when CopyIgnoredFile is enabled.
+/// The `.dockerignore` matcher, built only when CopyIgnoredFile is enabled: the patterns given
+/// directly, else `<Dockerfile>.dockerignore` beside the Dockerfile, else the context's
+/// `.dockerignore`. Without a Dockerfile path (a Dockerfile read from stdin) only the context's
+/// file counts, as BuildKit then has no file to put the `.dockerignore` suffix on.
 fn ignore_matcher(
     config: &CheckConfig,
     opts: &LintOptions,
-) -> Result<Option<dockerignore::Matcher>, dockerignore::Error> {
+) -> Result<Option<IgnoreMatcher>, kiln_context::Error> {
     if !config.enabled(&rules::COPY_IGNORED_FILE) {
         return Ok(None);
     }
-    let patterns = match (&opts.dockerignore, &opts.context) {
-        (Some(p), _) => Some(p.clone()),
-        (None, Some(ctx)) => dockerignore::read_patterns(ctx, opts.dockerfile.as_deref())?,
-        (None, None) => None,
+    let matcher = match (&opts.dockerignore, &opts.context) {
+        (Some(patterns), _) => IgnoreMatcher::from_patterns(patterns)?,
+        // An empty path has no file name, so no `<Dockerfile>.dockerignore` is looked for.
+        (None, Some(ctx)) => {
+            IgnoreMatcher::from_context(ctx, opts.dockerfile.as_deref().unwrap_or(Path::new("")))?
+        }
+        (None, None) => return Ok(None),
     };
-    patterns.map(|p| dockerignore::Matcher::new(&p)).transpose()
+    Ok((!matcher.is_empty()).then_some(matcher))
 }
 
 /// Drops disabled checks, places the rest in the source and orders them.

@@ -5,8 +5,8 @@
 use crate::instructions::{CommandLine, Form, Instruction};
 use crate::stages::{Base, Dockerfile, Stage};
 
-use super::dockerignore::clean;
 use super::{Hit, rules};
+use kiln_context::clean;
 
 /// Where a COPY/ADD wrote, as an absolute path.
 struct Written {

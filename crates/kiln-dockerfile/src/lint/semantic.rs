@@ -1,10 +1,11 @@
 //! Checks on the expanded stages: UndefinedVar, WorkdirRelativePath, ExposeProtoCasing,
 //! ExposeInvalidFormat, CopyIgnoredFile and kiln's RunRecursiveOwnership.
 
+use kiln_context::{IgnoreMatcher, clean};
+
 use crate::instructions::{Instruction, Spanned};
 use crate::stages::{Base, Dockerfile, Expanded, Stage};
 
-use super::dockerignore::{self, Matcher};
 use super::quote::go_quote;
 use super::rules;
 use super::suggest::closest;
@@ -13,7 +14,7 @@ use super::{Hit, ownership};
 /// Variables BuildKit reads itself; using them undeclared is fine.
 const NON_ENV_ARGS: &[&str] = &["BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"];
 
-pub(super) fn check(dockerfile: &Dockerfile, ignore: Option<&Matcher>) -> Vec<Hit> {
+pub(super) fn check(dockerfile: &Dockerfile, ignore: Option<&IgnoreMatcher>) -> Vec<Hit> {
     let mut hits = Vec::new();
     let mut workdir_set: Vec<bool> = Vec::with_capacity(dockerfile.stages.len());
     for stage in &dockerfile.stages {
@@ -111,7 +112,7 @@ fn expose(expanded: &Expanded) -> Vec<Hit> {
 }
 
 /// CopyIgnoredFile: a context source of COPY/ADD that `.dockerignore` excludes.
-fn ignored_sources(expanded: &Expanded, matcher: &Matcher) -> Vec<Hit> {
+fn ignored_sources(expanded: &Expanded, matcher: &IgnoreMatcher) -> Vec<Hit> {
     let (verb, transfer) = match &expanded.command.instruction {
         Instruction::Copy(c) if c.from.is_none() => ("Copy", &c.transfer),
         Instruction::Add(a) => ("Add", &a.transfer),
@@ -139,39 +140,39 @@ fn is_remote(src: &str) -> bool {
         .any(|p| src.starts_with(p))
 }
 
-/// The cleaned source when it is excluded. The context root counts only under a catch-all
-/// pattern, and an exception at or below the source makes the answer unknowable, as in BuildKit.
-fn ignored(matcher: &Matcher, src: &str) -> Option<String> {
-    let cleaned = dockerignore::clean(src);
+/// The cleaned source when it is excluded, as the context BuildKit receives leaves it out. The
+/// context root counts only under a catch-all pattern, and an exception at or below the source
+/// makes the answer unknowable, as in BuildKit.
+fn ignored(matcher: &IgnoreMatcher, src: &str) -> Option<String> {
+    let cleaned = clean(src);
     let path = cleaned
         .strip_prefix('/')
         .filter(|p| !p.is_empty())
         .unwrap_or(&cleaned);
-    if (path == "." || path == "/") && !root_ignored(matcher) {
+    let root = path == "." || path == "/";
+    if root && !root_ignored(matcher) {
         return None;
     }
-    if negated_below(matcher, path) || !matcher.matches_or_parent_matches(path) {
+    if negated_below(matcher, path) || !(root || matcher.is_excluded(path)) {
         return None;
     }
     Some(cleaned)
 }
 
-fn root_ignored(matcher: &Matcher) -> bool {
+fn root_ignored(matcher: &IgnoreMatcher) -> bool {
     matcher
         .patterns()
-        .iter()
-        .any(|p| !p.exclusion() && matches!(p.text(), "*" | "**" | "**/*"))
+        .any(|(text, exception)| !exception && matches!(text, "*" | "**" | "**/*"))
 }
 
 /// An exception pattern that may re-include `src` or something under it.
-fn negated_below(matcher: &Matcher, src: &str) -> bool {
+fn negated_below(matcher: &IgnoreMatcher, src: &str) -> bool {
     let src = if src == "." { "" } else { src };
     matcher
         .patterns()
-        .iter()
-        .filter(|p| p.exclusion())
-        .any(|p| {
-            let (prefix, wildcard) = literal_prefix(p.text());
+        .filter(|&(_, exception)| exception)
+        .any(|(text, _)| {
+            let (prefix, wildcard) = literal_prefix(text);
             at_or_below(&prefix, src) || (wildcard && at_or_below(src, &prefix))
         })
 }
@@ -193,8 +194,8 @@ fn at_or_below(path: &str, base: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn matcher(patterns: &[&str]) -> Matcher {
-        Matcher::new(patterns).unwrap()
+    fn matcher(patterns: &[&str]) -> IgnoreMatcher {
+        IgnoreMatcher::from_patterns(patterns).unwrap()
     }
 
     #[test]

@@ -1,0 +1,195 @@
+//! Push and pull against a real distribution registry (`docker-registry`).
+
+mod common;
+
+use common::{Mode, Registry, build_image, build_index_blob, client, store};
+use kiln_image::MediaFlavor;
+use kiln_registry::{Client, Error, RegistryOptions};
+
+#[test]
+fn push_then_pull_roundtrips_an_oci_image() {
+    let registry = Registry::start(Mode::Plain);
+    let (_src_dir, src) = store();
+    let image = build_image(&src, "amd64", 50_000, MediaFlavor::Oci);
+    let reference = registry.reference("kiln/hello:v1");
+
+    let pushed = client("linux/amd64")
+        .push(&src, &image.manifest, &reference)
+        .unwrap();
+    assert_eq!(pushed, image.manifest);
+
+    let (_dst_dir, dst) = store();
+    let pulled = client("linux/amd64").pull(&dst, &reference).unwrap();
+    assert_eq!(pulled.manifest_digest, image.manifest);
+    assert_eq!(pulled.config_digest, image.config);
+    assert_eq!(pulled.index_digest, None);
+    for d in [&image.manifest, &image.config, &image.layer] {
+        dst.verify(d).unwrap();
+    }
+    let by_digest = reference.with_digest(image.manifest.clone());
+    let (_again_dir, again) = store();
+    let pulled = client("linux/amd64").pull(&again, &by_digest).unwrap();
+    assert_eq!(pulled.manifest_digest, image.manifest);
+}
+
+#[test]
+fn docker_schema2_images_roundtrip_and_repush_skips_existing_blobs() {
+    let registry = Registry::start(Mode::Plain);
+    let (_src_dir, src) = store();
+    let image = build_image(&src, "amd64", 10_000, MediaFlavor::Docker);
+    let reference = registry.reference("kiln/docker-flavor:latest");
+    let c = client("linux/amd64");
+    assert_eq!(
+        c.push(&src, &image.manifest, &reference).unwrap(),
+        image.manifest
+    );
+    // Second push: every blob HEADs as present; the manifest is re-put.
+    assert_eq!(
+        c.push(&src, &image.manifest, &reference).unwrap(),
+        image.manifest
+    );
+
+    let (_dst_dir, dst) = store();
+    let pulled = c.pull(&dst, &reference).unwrap();
+    assert_eq!(pulled.manifest_digest, image.manifest);
+    let manifest = String::from_utf8(dst.read_bytes(&image.manifest, 1 << 20).unwrap()).unwrap();
+    assert!(manifest.contains("application/vnd.docker.distribution.manifest.v2+json"));
+}
+
+#[test]
+fn large_blobs_are_uploaded_in_chunks() {
+    let registry = Registry::start(Mode::Plain);
+    let (_src_dir, src) = store();
+    let image = build_image(&src, "amd64", 300_000, MediaFlavor::Oci);
+    assert!(
+        image.layer_size > 4 * 64 * 1024,
+        "layer must span several chunks"
+    );
+    let reference = registry.reference("kiln/chunked:v1");
+    let chunked = Client::new(RegistryOptions {
+        chunk_size: 64 * 1024,
+        ..common::options("linux/amd64")
+    });
+    chunked.push(&src, &image.manifest, &reference).unwrap();
+
+    let (_dst_dir, dst) = store();
+    let pulled = client("linux/amd64").pull(&dst, &reference).unwrap();
+    assert_eq!(pulled.manifest_digest, image.manifest);
+    dst.verify(&image.layer).unwrap();
+}
+
+#[test]
+fn second_repository_on_the_same_registry_gets_blobs_by_mount() {
+    let registry = Registry::start(Mode::Plain);
+    let (_src_dir, src) = store();
+    let image = build_image(&src, "amd64", 20_000, MediaFlavor::Oci);
+    let c = client("linux/amd64");
+    c.push(&src, &image.manifest, &registry.reference("kiln/a:v1"))
+        .unwrap();
+    // Same client: it knows kiln/a holds the blobs and mounts them.
+    c.push(&src, &image.manifest, &registry.reference("other/b:v1"))
+        .unwrap();
+
+    let (_dst_dir, dst) = store();
+    let pulled = client("linux/amd64")
+        .pull(&dst, &registry.reference("other/b:v1"))
+        .unwrap();
+    assert_eq!(pulled.manifest_digest, image.manifest);
+}
+
+#[test]
+fn multi_platform_index_pull_picks_the_wanted_platform() {
+    let registry = Registry::start(Mode::Plain);
+    let (_src_dir, src) = store();
+    let amd64 = build_image(&src, "amd64", 8_000, MediaFlavor::Oci);
+    let arm64 = build_image(&src, "arm64", 9_000, MediaFlavor::Oci);
+    let armv6 = build_image(&src, "arm", 7_000, MediaFlavor::Oci);
+    let index = build_index_blob(
+        &src,
+        &[
+            (&amd64, "linux/amd64"),
+            (&arm64, "linux/arm64/v8"),
+            (&armv6, "linux/arm/v6"),
+        ],
+    );
+    let reference = registry.reference("kiln/multi:v1");
+    let pushed = client("linux/amd64")
+        .push(&src, &index, &reference)
+        .unwrap();
+    assert_eq!(pushed, index);
+
+    for (platform, want) in [
+        ("linux/amd64", &amd64),
+        ("linux/arm64", &arm64),
+        ("linux/aarch64/v8", &arm64),
+        // No v7 entry: an armv7 host runs the armv6 image.
+        ("linux/arm/v7", &armv6),
+    ] {
+        let (_dir, dst) = store();
+        let pulled = client(platform).pull(&dst, &reference).unwrap();
+        assert_eq!(pulled.manifest_digest, want.manifest, "{platform}");
+        assert_eq!(pulled.index_digest.as_ref(), Some(&index), "{platform}");
+        dst.verify(&want.layer).unwrap();
+        for other in [&amd64, &arm64, &armv6] {
+            if other.layer != want.layer {
+                assert!(
+                    !dst.contains(&other.layer),
+                    "{platform} pulled a foreign layer"
+                );
+            }
+        }
+    }
+
+    let (_dir, dst) = store();
+    let err = client("linux/s390x").pull(&dst, &reference).unwrap_err();
+    assert!(matches!(err, Error::NoMatchingPlatform { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("kiln/multi:v1") && msg.contains("linux/s390x"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("linux/arm64") && msg.contains("linux/arm/v6"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn single_platform_image_for_another_platform_is_refused_with_buildkit_wording() {
+    let registry = Registry::start(Mode::Plain);
+    let (_src_dir, src) = store();
+    let image = build_image(&src, "amd64", 1_000, MediaFlavor::Oci);
+    let reference = registry.reference("kiln/amd64-only:v1");
+    client("linux/amd64")
+        .push(&src, &image.manifest, &reference)
+        .unwrap();
+
+    let (_dir, dst) = store();
+    let err = client("linux/arm64").pull(&dst, &reference).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "image with reference {reference} was found but does not match the specified platform: wanted linux/arm64, actual: linux/amd64"
+        )
+    );
+    assert!(
+        !dst.contains(&image.manifest),
+        "no manifest stored for a refused image"
+    );
+}
+
+#[test]
+fn unknown_image_and_unreachable_registry_are_named_errors() {
+    let registry = Registry::start(Mode::Plain);
+    let (_dir, dst) = store();
+    let missing = registry.reference("kiln/nope:v1");
+    let err = client("linux/amd64").pull(&dst, &missing).unwrap_err();
+    assert!(matches!(err, Error::ManifestUnknown { .. }), "{err}");
+    assert!(err.to_string().contains(&missing.to_string()), "{err}");
+
+    let closed = format!("127.0.0.1:{}/kiln/x:v1", common::free_port());
+    let reference = kiln_image::Reference::parse(&closed).unwrap();
+    let err = client("linux/amd64").pull(&dst, &reference).unwrap_err();
+    assert!(matches!(err, Error::Unreachable { .. }), "{err}");
+    assert!(err.to_string().contains(&closed), "{err}");
+}
