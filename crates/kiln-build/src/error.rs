@@ -62,6 +62,9 @@ pub enum BuildError {
     /// Running a step's process failed (not a non-zero exit: see [`BuildError::RunFailed`]).
     #[error(transparent)]
     Executor(#[from] kiln_executor::Error),
+    /// A COPY, ADD or WORKDIR file operation failed.
+    #[error(transparent)]
+    FileOp(#[from] kiln_fileop::Error),
     /// Reading the build context failed.
     #[error(transparent)]
     Context(#[from] kiln_context::Error),

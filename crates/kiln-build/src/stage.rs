@@ -9,6 +9,7 @@ use kiln_dockerfile::stages::{Base, Expanded, Stage, StageOptions};
 use kiln_image::{ImageBuilder, MediaFlavor, Reference, history_entry};
 use kiln_store::{ImageRecord, StageRef};
 
+use crate::copy::Op;
 use crate::engine::Shared;
 use crate::error::{BuildError, Result};
 use crate::layers::{BaseImage, commit_upper, stackable};
@@ -126,8 +127,8 @@ impl<'s, 'a> StageRun<'s, 'a> {
         let instruction = &ex.command.instruction;
         match instruction {
             Instruction::Run(r) => crate::run::run(self, ex, r),
-            Instruction::Copy(c) => crate::copy::copy(self, &c.transfer, c.source.as_ref(), "COPY"),
-            Instruction::Add(a) => add(self, a),
+            Instruction::Copy(c) => crate::copy::copy(self, Op::Copy(c)),
+            Instruction::Add(a) => crate::copy::copy(self, Op::Add(a)),
             Instruction::Workdir(w) => self.workdir(&w.path.value),
             other => {
                 let config = self.builder.config_mut();
@@ -155,12 +156,16 @@ impl<'s, 'a> StageRun<'s, 'a> {
         let user = metadata::runtime(self.builder.config())
             .user()
             .clone()
-            .unwrap_or_default();
+            .filter(|u| !u.is_empty());
         let history = format!("WORKDIR {dir}");
         self.step(history.clone(), |run, _| {
             run.fs_step(history, |rootfs| {
-                let owner = kiln_executor::resolve_user(rootfs, &user)?;
-                crate::copy::mkdir_all(rootfs, &dir, owner.uid, owner.gid)
+                let owner = match &user {
+                    Some(u) => kiln_fileop::resolve_chown(rootfs, u)?,
+                    None => kiln_fileop::Owner::ROOT,
+                };
+                kiln_fileop::mkdir_p(rootfs, &dir, owner)?;
+                Ok(())
             })
         })
     }
@@ -279,15 +284,4 @@ fn from_text(stage: &Stage) -> String {
         Instruction::From(f) => f.image.value.clone(),
         _ => String::new(),
     }
-}
-
-/// ADD of local files copies like COPY; URLs, git sources and archive unpacking are missing.
-fn add(run: &mut StageRun<'_, '_>, a: &kiln_dockerfile::instructions::Add) -> Result<()> {
-    if let Some(src) = a.transfer.sources.iter().find(|s| s.value.contains("://")) {
-        return Err(BuildError::Unsupported(format!(
-            "ADD from a URL ({})",
-            src.value
-        )));
-    }
-    crate::copy::copy(run, &a.transfer, None, "ADD")
 }

@@ -374,3 +374,39 @@ fn run_heredocs_follow_buildkit() {
     assert!(out.contains("shebang-script /dev/pipes/EOF"), "{out}");
     assert!(out.contains("from-a"), "{out}");
 }
+
+#[test]
+fn copy_wildcards_heredoc_files_and_add_archives() {
+    let (tmp, store) = temp_store();
+    import_busybox(&store);
+    let ctx = write_context(
+        tmp.path(),
+        "FROM lab/busybox:1 AS src\n\
+         RUN mkdir /o && echo one > /o/a.txt && echo two > /o/b.txt && echo no > /o/c.log\n\
+         FROM lab/busybox:1\nARG WHO=kiln\n\
+         COPY --from=src /o/*.txt /txt/\n\
+         COPY <<EOF /note.txt\nhello $WHO\nEOF\n\
+         ADD arch.tar /unpacked/\n\
+         RUN cat /txt/a.txt /txt/b.txt /note.txt /unpacked/inside.txt && ls /txt\n",
+    );
+    let payload = tmp.path().join("payload");
+    std::fs::create_dir(&payload).unwrap();
+    std::fs::write(payload.join("inside.txt"), "from-archive\n").unwrap();
+    let status = std::process::Command::new("tar")
+        .arg("-cf")
+        .arg(ctx.join("arch.tar"))
+        .arg("-C")
+        .arg(&payload)
+        .arg("inside.txt")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (result, rec) = common::build(&store, &request(&ctx, None, "t/copy:1"));
+    result.unwrap();
+    let out = rec.output();
+    assert!(
+        out.contains("one\ntwo\nhello kiln\nfrom-archive\na.txt\nb.txt\n"),
+        "{out}"
+    );
+    assert!(!out.contains("c.log"), "{out}");
+}

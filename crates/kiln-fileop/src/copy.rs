@@ -5,6 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use kiln_context::{Context, Entry, FileKind, IgnoreMatcher, Selected};
+use kiln_dockerfile::instructions::Chmod;
 
 use crate::archive;
 use crate::dest::{Dest, clean_parts, mkdir_all, mkdir_parent_of};
@@ -13,7 +14,6 @@ use crate::http;
 use crate::owner::{Owner, resolve_chown};
 use crate::place::{NewFile, place_file};
 use crate::tree::{Copier, CopyStats, Plan};
-use kiln_dockerfile::instructions::Chmod;
 
 /// Where COPY/ADD sources are read from.
 #[derive(Debug, Clone, Copy)]
@@ -251,13 +251,16 @@ impl<'a> Run<'a> {
     }
 
     /// Copies walked entries below `target` (the top entry onto `target`
-    /// itself unless it is a directory that already exists), honouring
+    /// itself, except that an existing directory there keeps its owner and
+    /// mode and only takes the source's times, as observed), honouring
     /// `--exclude` and creating excluded parents only when needed.
     fn tree(&self, copier: &mut Copier<'_>, entries: &[Entry], target: &Path) -> Result<()> {
         let mut held: BTreeMap<String, &Entry> = BTreeMap::new();
         for entry in entries {
             if entry.rel.is_empty() {
-                if entry.kind != FileKind::Dir || !is_real_dir(target) {
+                if entry.kind == FileKind::Dir && is_real_dir(target) {
+                    copier.dir_times_only(entry, target);
+                } else {
                     copier.entry(entry, target)?;
                 }
                 continue;

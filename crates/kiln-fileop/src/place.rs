@@ -7,12 +7,12 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use filetime::FileTime;
+use kiln_dockerfile::instructions::Chmod;
 
 use crate::dest::{Dest, mkdir_all, mkdir_parent_of};
 use crate::error::{IoContext, Result};
 use crate::owner::{Owner, resolve_chown};
 use crate::tree::{CopyStats, create_new, replaceable};
-use kiln_dockerfile::instructions::Chmod;
 
 /// A `COPY <<NAME dest` heredoc file.
 #[derive(Debug, Clone)]

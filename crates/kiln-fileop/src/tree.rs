@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 
 use filetime::FileTime;
 use kiln_context::{Context, Entry, FileKind};
+use kiln_dockerfile::instructions::Chmod;
 
 use crate::error::{Error, IoContext, Result};
 use crate::owner::Owner;
-use kiln_dockerfile::instructions::Chmod;
 
 /// Counts of what a copy created.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -93,6 +93,13 @@ impl<'a> Copier<'a> {
             filetime::set_symlink_file_times(path, *atime, *mtime).at("setting times", path)?;
         }
         Ok(self.stats)
+    }
+
+    /// Gives an existing destination directory the source directory's
+    /// timestamps only (BuildKit's copier does so for the top directory).
+    pub fn dir_times_only(&mut self, entry: &Entry, target: &Path) {
+        let (atime, mtime) = times(&entry.metadata);
+        self.dir_times.push((target.to_path_buf(), atime, mtime));
     }
 
     fn dir(&mut self, entry: &Entry, target: &Path) -> Result<()> {

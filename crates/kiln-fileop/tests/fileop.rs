@@ -10,7 +10,7 @@ use std::path::Path;
 
 use kiln_context::{Context, IgnoreMatcher};
 use kiln_fileop::{
-    Chmod, CopyRequest, Error, Kind, MkfileRequest, Owner, Source, copy, mkdir_p, mkfile,
+    Chmod, CopyRequest, CopyStats, Error, Kind, MkfileRequest, Owner, Source, copy, mkdir_p, mkfile,
 };
 use tempfile::TempDir;
 
@@ -221,7 +221,15 @@ fn directory_source_copies_its_contents() {
 #[test]
 fn hardlinks_inside_a_copied_tree_are_kept() {
     let l = lab();
-    l.copy(&["dir"], "/d1");
+    let stats = copy(&l.req(&["dir"], "/d1")).unwrap();
+    let want = CopyStats {
+        files: 2,
+        dirs: 2,
+        symlinks: 2,
+        hardlinks: 1,
+        bytes: 4,
+    };
+    assert_eq!(stats, want);
     // /d1/a and /d1/hard: nlink 2 in the image.
     assert_eq!(l.st("d1/a"), "file 644 0:0 2 links=2");
     assert_eq!(l.st("d1/hard"), "file 644 0:0 2 links=2");
@@ -448,10 +456,25 @@ fn mtimes_come_from_the_source() {
     let t = filetime::FileTime::from_unix_time(1_000_000_000, 0);
     filetime::set_file_mtime(l.ctx_dir.join("dir/sub"), t).unwrap();
     filetime::set_file_mtime(l.ctx_dir.join("foo"), t).unwrap();
+    let top = filetime::FileTime::from_unix_time(1_111_111_111, 0);
+    filetime::set_file_mtime(l.ctx_dir.join("dir"), top).unwrap();
+    fs::create_dir(l.dest.join("exist")).unwrap();
     l.copy(&["dir"], "/m/");
-    l.copy(&["foo"], "/m/");
-    // BuildKit's copier copies timestamps (code fact: copyFileInfo / utimes).
-    for p in ["m/sub", "m/foo"] {
+    l.copy(&["foo"], "/mf/");
+    l.copy(&["dir"], "/exist");
+    l.copy(&["dir"], "/n/deeper/");
+    // Observed (dir at 1111111111, dir/sub at 1136073600): COPY dir /m1,
+    // /m2/, /exist (pre-existing) all take dir's mtime; sub keeps its own;
+    // a created parent (/m3 of /m3/deeper/) gets the current time.
+    let mtime = |p: &str| {
+        let meta = fs::metadata(l.dest.join(p)).unwrap();
+        filetime::FileTime::from_last_modification_time(&meta)
+    };
+    for p in ["m", "exist", "n/deeper"] {
+        assert_eq!(mtime(p), top, "{p}");
+    }
+    assert!(mtime("n").unix_seconds() > 1_500_000_000);
+    for p in ["m/sub", "mf/foo", "n/deeper/sub"] {
         let meta = fs::metadata(l.dest.join(p)).unwrap();
         assert_eq!(
             filetime::FileTime::from_last_modification_time(&meta),
@@ -758,6 +781,10 @@ fn add_checksum_is_verified_before_anything_is_written() {
         checksum: Some("md5:abc".into()),
     };
     assert!(matches!(copy(&r), Err(Error::InvalidChecksum(_))));
+    // Nothing listens on port 1 of the loopback: a typed HTTP error.
+    let r = add(&l, &["http://127.0.0.1:1/f"], "/nope/");
+    assert!(matches!(copy(&r), Err(Error::Http { .. })));
+    assert_eq!(l.st("nope"), "missing");
 }
 
 #[test]

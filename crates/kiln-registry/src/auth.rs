@@ -233,8 +233,12 @@ fn host_key(host: &str) -> String {
     }
 }
 
-/// `https://host/v1/` → host key, as Docker's `ConvertToHostname`.
-fn normalize_key(key: &str) -> String {
+/// `https://host/v1/` → host key, as Docker's `ConvertToHostname`; an
+/// empty name means Docker Hub, as for `docker login`.
+pub(crate) fn normalize_key(key: &str) -> String {
+    if key.is_empty() {
+        return "docker.io".into();
+    }
     let bare = key
         .strip_prefix("https://")
         .or_else(|| key.strip_prefix("http://"))
@@ -344,6 +348,7 @@ mod tests {
     fn keys_normalise_like_docker() {
         assert_eq!(normalize_key("https://index.docker.io/v1/"), "docker.io");
         assert_eq!(normalize_key("http://localhost:5000/v2/"), "localhost:5000");
+        assert_eq!(normalize_key(""), "docker.io");
         assert_eq!(server_key("docker.io"), DOCKER_HUB_KEY);
         assert_eq!(server_key("127.0.0.1:5000"), "127.0.0.1:5000");
     }

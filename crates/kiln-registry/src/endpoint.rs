@@ -45,6 +45,7 @@ pub(crate) fn connect(
                     challenge: Mutex::new(challenge),
                     credentials,
                     tokens: Mutex::new(HashMap::new()),
+                    token_fetch: Mutex::new(()),
                 });
             }
             Err(e) => last_error = format!("{base}: {e}"),

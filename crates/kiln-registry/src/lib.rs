@@ -4,6 +4,19 @@
 //! transfers run on a few scoped threads. Everything downloaded is streamed
 //! into a [`ContentStore`] and verified against its digest before it is
 //! committed; a manifest is only stored once every blob it names is.
+//!
+//! ```no_run
+//! use kiln_content::ContentStore;
+//! use kiln_image::Reference;
+//! use kiln_registry::{Client, RegistryOptions};
+//!
+//! let store = ContentStore::open("/var/lib/kiln/content")?;
+//! let client = Client::new(RegistryOptions::default());
+//! let pulled = client.pull(&store, &Reference::parse("node:14")?)?;
+//! let target = Reference::parse("localhost:5000/node:14")?;
+//! client.push(&store, &pulled.manifest_digest, &target)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod auth;
 mod blob;
@@ -125,7 +138,10 @@ impl Client {
 
     /// Checks `username`/`password` against `registry` and saves them in
     /// the Docker config (or its credential helper) on success.
+    /// `registry` may be spelt as for `docker login` (`https://host/`, or
+    /// empty for Docker Hub).
     pub fn login(&self, registry: &str, username: &str, password: &str) -> Result<()> {
+        let registry = &auth::normalize_key(registry);
         let creds = Credentials {
             username: username.into(),
             password: password.into(),
@@ -149,6 +165,7 @@ impl Client {
 
     /// Forgets saved credentials for `registry`; true if there were any.
     pub fn logout(&self, registry: &str) -> Result<bool> {
+        let registry = &auth::normalize_key(registry);
         lock(&self.endpoints).remove(registry);
         self.opts.auth.erase(registry)
     }

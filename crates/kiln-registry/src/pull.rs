@@ -65,6 +65,8 @@ pub(crate) fn pull(
         }
     };
     let manifest = parse_manifest(&image.bytes).map_err(|e| session.target.invalid(e))?;
+    // The config comes first: a single-platform image for the wrong
+    // platform is refused before any layer is downloaded.
     blob::fetch(session, content, manifest.config())?;
     if index.is_none() {
         check_platform(session, content, manifest.config().digest(), wanted)?;

@@ -91,6 +91,8 @@ pub(crate) struct Endpoint {
     pub credentials: Option<Credentials>,
     /// Bearer tokens by scope set; shared by all sessions on this host.
     pub tokens: Mutex<HashMap<String, String>>,
+    /// Held while a token is being fetched.
+    pub token_fetch: Mutex<()>,
 }
 
 /// A request body that can be sent again after a 401.
@@ -265,21 +267,28 @@ impl Session {
                 .as_ref()
                 .map(Credentials::basic_header)),
             Challenge::Bearer { realm, service } => {
-                let key = self.scope_key();
-                if let Some(token) = lock(&self.endpoint.tokens).get(&key) {
-                    return Ok(Some(format!("Bearer {token}")));
-                }
-                let token = fetch_token(
-                    &self.endpoint,
-                    &self.target,
-                    &realm,
-                    service.as_deref(),
-                    &self.scopes,
-                )?;
-                lock(&self.endpoint.tokens).insert(key, token.clone());
+                let token = self.bearer_token(&realm, service.as_deref())?;
                 Ok(Some(format!("Bearer {token}")))
             }
         }
+    }
+
+    /// The cached token for this session's scopes, else a fresh one. One
+    /// fetch at a time, so parallel blob transfers that all start without a
+    /// token share the first one fetched.
+    fn bearer_token(&self, realm: &str, service: Option<&str>) -> Result<String> {
+        let key = self.scope_key();
+        let cached = || lock(&self.endpoint.tokens).get(&key).cloned();
+        if let Some(token) = cached() {
+            return Ok(token);
+        }
+        let _fetching = lock(&self.endpoint.token_fetch);
+        if let Some(token) = cached() {
+            return Ok(token);
+        }
+        let token = fetch_token(&self.endpoint, &self.target, realm, service, &self.scopes)?;
+        lock(&self.endpoint.tokens).insert(key.clone(), token.clone());
+        Ok(token)
     }
 
     /// One HTTP exchange. The outer error is local (reading the body to

@@ -5,6 +5,7 @@ mod common;
 use common::{Mode, Registry, build_image, build_index_blob, client, store};
 use kiln_image::MediaFlavor;
 use kiln_registry::{Client, Error, RegistryOptions};
+use std::sync::{Arc, Mutex};
 
 #[test]
 fn push_then_pull_roundtrips_an_oci_image() {
@@ -76,25 +77,6 @@ fn large_blobs_are_uploaded_in_chunks() {
     let pulled = client("linux/amd64").pull(&dst, &reference).unwrap();
     assert_eq!(pulled.manifest_digest, image.manifest);
     dst.verify(&image.layer).unwrap();
-}
-
-#[test]
-fn second_repository_on_the_same_registry_gets_blobs_by_mount() {
-    let registry = Registry::start(Mode::Plain);
-    let (_src_dir, src) = store();
-    let image = build_image(&src, "amd64", 20_000, MediaFlavor::Oci);
-    let c = client("linux/amd64");
-    c.push(&src, &image.manifest, &registry.reference("kiln/a:v1"))
-        .unwrap();
-    // Same client: it knows kiln/a holds the blobs and mounts them.
-    c.push(&src, &image.manifest, &registry.reference("other/b:v1"))
-        .unwrap();
-
-    let (_dst_dir, dst) = store();
-    let pulled = client("linux/amd64")
-        .pull(&dst, &registry.reference("other/b:v1"))
-        .unwrap();
-    assert_eq!(pulled.manifest_digest, image.manifest);
 }
 
 #[test]
@@ -192,4 +174,74 @@ fn unknown_image_and_unreachable_registry_are_named_errors() {
     let err = client("linux/amd64").pull(&dst, &reference).unwrap_err();
     assert!(matches!(err, Error::Unreachable { .. }), "{err}");
     assert!(err.to_string().contains(&closed), "{err}");
+}
+
+/// A proxy in front of `registry` that records `METHOD path` of each request.
+fn recording_proxy(registry: &Registry) -> (common::FakeServer, Arc<Mutex<Vec<String>>>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (log2, upstream) = (log.clone(), registry.port);
+    let proxy = common::FakeServer::start(move |req| {
+        log2.lock()
+            .unwrap()
+            .push(format!("{} {}", req.method, req.path));
+        common::Reply {
+            bytes: common::forward(req, upstream),
+            cut_at: None,
+        }
+    });
+    (proxy, log)
+}
+
+#[test]
+fn cross_repo_mount_is_tried_and_falls_back_to_upload_on_202() {
+    let registry = Registry::start(Mode::Plain);
+    let (proxy, log) = recording_proxy(&registry);
+    let at = |repo_tag: &str| {
+        kiln_image::Reference::parse(&format!("{}/{repo_tag}", proxy.host())).unwrap()
+    };
+    let (_src_dir, src) = store();
+    let image = build_image(&src, "amd64", 20_000, MediaFlavor::Oci);
+    let c = client("linux/amd64");
+    c.push(&src, &image.manifest, &at("kiln/a:v1")).unwrap();
+
+    log.lock().unwrap().clear();
+    c.push(&src, &image.manifest, &at("kiln/b:v1")).unwrap();
+    let requests = log.lock().unwrap().clone();
+    let mounts = requests
+        .iter()
+        .filter(|r| {
+            r.starts_with("POST /v2/kiln/b/blobs/uploads/?mount=") && r.ends_with("from=kiln/a")
+        })
+        .count();
+    assert_eq!(mounts, 2, "config and layer mounted: {requests:?}");
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.starts_with("PUT /v2/kiln/b/blobs")),
+        "{requests:?}"
+    );
+
+    // Unlink the layer from kiln/a: mounting it now answers 202, and the
+    // client must upload into the session that reply opened.
+    let url = format!("http://{}/v2/kiln/a/blobs/{}", registry.host(), image.layer);
+    assert_eq!(ureq::delete(&url).call().unwrap().status(), 202);
+    log.lock().unwrap().clear();
+    c.push(&src, &image.manifest, &at("kiln/c:v1")).unwrap();
+    let requests = log.lock().unwrap().clone();
+    let layer_mount = format!("mount={}&from=kiln/a", image.layer);
+    assert!(
+        requests.iter().any(|r| r.contains(&layer_mount)),
+        "{requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("PUT /v2/kiln/c/blobs/uploads/")),
+        "{requests:?}"
+    );
+
+    let (_dst_dir, dst) = store();
+    let pulled = client("linux/amd64").pull(&dst, &at("kiln/c:v1")).unwrap();
+    assert_eq!(pulled.manifest_digest, image.manifest);
+    dst.verify(&image.layer).unwrap();
 }

@@ -31,10 +31,14 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show the stages, what the target needs and in which order, and the ARGs that matter
-    #[command(after_help = "Examples:\n  kiln outline .\n  kiln outline --target build --format json .\n  kiln outline -f docker/Dockerfile --build-arg VERSION=2 .")]
+    #[command(
+        after_help = "Examples:\n  kiln outline .\n  kiln outline --target build --format json .\n  kiln outline -f docker/Dockerfile --build-arg VERSION=2 ."
+    )]
     Outline(OutlineArgs),
     /// Run BuildKit's build checks (and kiln's own) on a Dockerfile
-    #[command(after_help = "Examples:\n  kiln lint\n  kiln lint -f app/Dockerfile --format json\n\nA `# check=skip=Rule1,Rule2;error=true` line at the top of the Dockerfile skips rules or makes findings fatal.")]
+    #[command(
+        after_help = "Examples:\n  kiln lint\n  kiln lint -f app/Dockerfile --format json\n\nA `# check=skip=Rule1,Rule2;error=true` line at the top of the Dockerfile skips rules or makes findings fatal."
+    )]
     Lint(LintArgs),
     /// Import a root filesystem tarball as a one-layer image (like `docker import`)
     #[command(after_help = IMPORT_EXAMPLES)]
@@ -72,10 +76,12 @@ const IMPORT_EXAMPLES: &str = "Examples:\n  kiln import rootfs.tar lab/busybox:1
 const LOAD_EXAMPLES: &str = "Examples:\n  kiln load -i busybox.tar\n  docker save busybox | kiln load\n  kiln load -i ./oci-layout-dir";
 const SAVE_EXAMPLES: &str = "Examples:\n  kiln save -o app.tar app:latest\n  kiln save app:latest | docker load\n  kiln save --format oci -o app-oci.tar app:latest base:1";
 const IMAGES_EXAMPLES: &str = "Examples:\n  kiln images\n  kiln images -a --filter label=stage=builder\n  kiln images busybox --digests\n  kiln images --format json\n  kiln images --format '{{.Repository}}:{{.Tag}}'";
-const TAG_EXAMPLES: &str = "Examples:\n  kiln tag busybox:latest lab/busybox:1\n  kiln tag 0123456789ab myapp:v2";
+const TAG_EXAMPLES: &str =
+    "Examples:\n  kiln tag busybox:latest lab/busybox:1\n  kiln tag 0123456789ab myapp:v2";
 const RMI_EXAMPLES: &str = "Examples:\n  kiln rmi lab/busybox:1\n  kiln rmi -f 0123456789ab";
 const INSPECT_EXAMPLES: &str = "Examples:\n  kiln inspect busybox:latest\n  kiln inspect -f '{{.Id}}' app\n  kiln inspect -f '{{json .Config}}' app";
-const HISTORY_EXAMPLES: &str = "Examples:\n  kiln history app:latest\n  kiln history --no-trunc app:latest";
+const HISTORY_EXAMPLES: &str =
+    "Examples:\n  kiln history app:latest\n  kiln history --no-trunc app:latest";
 const LS_EXAMPLES: &str = "Examples:\n  kiln image ls\n  kiln image ls --filter dangling=true -q";
 const PRUNE_EXAMPLES: &str = "Examples:\n  kiln image prune -f --filter label=stage=builder\n  kiln image prune -a --filter until=24h";
 const DF_EXAMPLES: &str = "Examples:\n  kiln system df\n  kiln system df -v";

@@ -31,7 +31,11 @@ fn outline_json_lists_only_needed_stages() {
         .arg(ctx.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["target"], 2);
     assert_eq!(json["needed"], serde_json::json!([1, 2]));
@@ -53,7 +57,9 @@ fn outline_target_is_case_insensitive_and_unknown_target_fails() {
         .arg(ctx.path())
         .assert()
         .failure()
-        .stderr(predicate::str::contains("target stage \"nope\" could not be found"));
+        .stderr(predicate::str::contains(
+            "target stage \"nope\" could not be found",
+        ));
 }
 
 #[test]
@@ -63,7 +69,9 @@ fn outline_reads_dockerfile_from_stdin_and_points_at_errors() {
         .write_stdin("FROM busybox\nRUN --bogus echo\n")
         .assert()
         .failure()
-        .stderr(predicate::str::contains("Dockerfile:2:5: unknown flag: --bogus"))
+        .stderr(predicate::str::contains(
+            "Dockerfile:2:5: unknown flag: --bogus",
+        ))
         .stderr(predicate::str::contains("^^^^^^^"));
 }
 

@@ -72,14 +72,27 @@ fn load_killed_midway_leaves_a_consistent_store_and_a_retry_succeeds() {
 
     let check = k.ok(["system", "check"]);
     assert!(check.contains("status: ok"), "{check}");
-    assert_eq!(k.ok(["images", "-a", "-q"]), "", "no half-loaded image is listed");
+    assert_eq!(
+        k.ok(["images", "-a", "-q"]),
+        "",
+        "no half-loaded image is listed"
+    );
     let repaired = k.ok(["system", "check", "--repair"]);
     assert!(repaired.contains("status: ok"), "{repaired}");
     let after = k.ok(["system", "check"]);
-    assert!(!after.contains("orphan"), "repair removed the leftovers:\n{after}");
+    assert!(
+        !after.contains("orphan"),
+        "repair removed the leftovers:\n{after}"
+    );
 
-    assert_eq!(k.ok(["load", "-i", archive.to_str().unwrap()]), "Loaded image: big/random:1\n");
-    assert_eq!(k.ok(["images", "--format", "{{.Repository}}:{{.Tag}} {{.Size}}"]), "big/random:1 200MB\n");
+    assert_eq!(
+        k.ok(["load", "-i", archive.to_str().unwrap()]),
+        "Loaded image: big/random:1\n"
+    );
+    assert_eq!(
+        k.ok(["images", "--format", "{{.Repository}}:{{.Tag}} {{.Size}}"]),
+        "big/random:1 200MB\n"
+    );
     let check = k.ok(["system", "check"]);
     assert!(check.contains("status: ok"), "{check}");
 }
@@ -92,9 +105,18 @@ fn two_loads_of_one_archive_at_once_both_succeed() {
     for load in loads {
         let out = load.wait_with_output().expect("waiting for kiln load");
         cli_store_util::assert_success(&out);
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "Loaded image: big/random:1\n");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "Loaded image: big/random:1\n"
+        );
     }
-    assert_eq!(k.ok(["images", "--format", "{{.Repository}}:{{.Tag}}"]), "big/random:1\n");
+    assert_eq!(
+        k.ok(["images", "--format", "{{.Repository}}:{{.Tag}}"]),
+        "big/random:1\n"
+    );
     let check = k.ok(["system", "check"]);
-    assert!(check.contains("status: ok") && !check.contains("orphan"), "{check}");
+    assert!(
+        check.contains("status: ok") && !check.contains("orphan"),
+        "{check}"
+    );
 }

@@ -5,18 +5,25 @@ mod cli_store_util;
 
 use std::process::Command;
 
-use cli_store_util::{BUSYBOX_CHANGES, BUSYBOX_TAR, DockerImage, Kiln, assert_success, require, require_docker, unique_name};
+use cli_store_util::{
+    BUSYBOX_CHANGES, BUSYBOX_TAR, DockerImage, Kiln, assert_success, require, require_docker,
+    unique_name,
+};
 use serde_json::Value;
 
 /// Runs a tool, failing the test with its stderr on a non-zero exit; returns stdout.
 fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("running {program}: {e}"));
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
     assert_success(&out);
     String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
 
 fn docker_inspect(image: &str) -> Value {
-    let docs: Vec<Value> = serde_json::from_str(&run("docker", &["image", "inspect", image])).unwrap();
+    let docs: Vec<Value> =
+        serde_json::from_str(&run("docker", &["image", "inspect", image])).unwrap();
     docs[0].clone()
 }
 
@@ -31,8 +38,15 @@ fn kiln_save_then_docker_load_and_run() {
     let archive = dir.path().join("image.tar");
     k.ok(["save", "-o", archive.to_str().unwrap(), &name]);
     let loaded = run("docker", &["load", "-i", archive.to_str().unwrap()]);
-    assert!(loaded.contains(&format!("Loaded image: {name}")), "{loaded}");
-    assert_eq!(docker_inspect(&name)["Id"], id, "docker keeps kiln's image ID");
+    assert!(
+        loaded.contains(&format!("Loaded image: {name}")),
+        "{loaded}"
+    );
+    assert_eq!(
+        docker_inspect(&name)["Id"],
+        id,
+        "docker keeps kiln's image ID"
+    );
     assert_eq!(run("docker", &["run", "--rm", &name, "echo", "ok"]), "ok\n");
 }
 
@@ -50,10 +64,16 @@ fn docker_save_then_kiln_load_and_save_keep_diff_ids() {
     let original = docker_inspect(&name);
     let dir = tempfile::tempdir().unwrap();
     let from_docker = dir.path().join("docker.tar");
-    run("docker", &["save", "-o", from_docker.to_str().unwrap(), &name]);
+    run(
+        "docker",
+        &["save", "-o", from_docker.to_str().unwrap(), &name],
+    );
 
     let k = Kiln::new();
-    assert_eq!(k.ok(["load", "-i", from_docker.to_str().unwrap()]), format!("Loaded image: {name}\n"));
+    assert_eq!(
+        k.ok(["load", "-i", from_docker.to_str().unwrap()]),
+        format!("Loaded image: {name}\n")
+    );
     let loaded = k.inspect(&name);
     assert_eq!(loaded["RootFS"]["Layers"], original["RootFS"]["Layers"]);
     assert_eq!(loaded["Id"], original["Id"]);
@@ -76,19 +96,49 @@ fn oci_save_is_read_by_skopeo_and_unpacked_by_umoci() {
     k.import_busybox("lab/busybox:1");
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("oci.tar");
-    k.ok(["save", "--format", "oci", "-o", archive.to_str().unwrap(), "lab/busybox:1"]);
+    k.ok([
+        "save",
+        "--format",
+        "oci",
+        "-o",
+        archive.to_str().unwrap(),
+        "lab/busybox:1",
+    ]);
     let transport = format!("oci-archive:{}", archive.display());
     let info: Value = serde_json::from_str(&run("skopeo", &["inspect", &transport])).unwrap();
     let manifest = k.manifest("lab/busybox:1");
     assert_eq!(info["Layers"][0], manifest["layers"][0]["digest"]);
-    let config: Value = serde_json::from_str(&run("skopeo", &["inspect", "--config", &transport])).unwrap();
-    assert_eq!(config["rootfs"]["diff_ids"], k.inspect("lab/busybox:1")["RootFS"]["Layers"]);
+    let config: Value =
+        serde_json::from_str(&run("skopeo", &["inspect", "--config", &transport])).unwrap();
+    assert_eq!(
+        config["rootfs"]["diff_ids"],
+        k.inspect("lab/busybox:1")["RootFS"]["Layers"]
+    );
 
     let layout = dir.path().join("layout");
     std::fs::create_dir(&layout).unwrap();
-    run("tar", &["-C", layout.to_str().unwrap(), "-xf", archive.to_str().unwrap()]);
+    run(
+        "tar",
+        &[
+            "-C",
+            layout.to_str().unwrap(),
+            "-xf",
+            archive.to_str().unwrap(),
+        ],
+    );
     let bundle = dir.path().join("bundle");
-    run("umoci", &["unpack", "--image", &format!("{}:1", layout.display()), bundle.to_str().unwrap()]);
-    assert!(bundle.join("rootfs/usr/bin/busybox").is_file(), "umoci unpacked the rootfs");
+    run(
+        "umoci",
+        &[
+            "unpack",
+            "--image",
+            &format!("{}:1", layout.display()),
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        bundle.join("rootfs/usr/bin/busybox").is_file(),
+        "umoci unpacked the rootfs"
+    );
     assert!(bundle.join("config.json").is_file());
 }

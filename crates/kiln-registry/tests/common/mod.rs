@@ -47,6 +47,11 @@ pub enum Mode {
         password: &'static str,
     },
     Tls,
+    /// Token auth: tokens from `realm`, signed by the cert in `bundle`.
+    Token {
+        realm: String,
+        bundle: PathBuf,
+    },
 }
 
 /// A running `docker-registry serve`, killed on drop.
@@ -72,6 +77,13 @@ impl Registry {
                 auth.push_str(&format!(
                     "auth:\n  htpasswd:\n    realm: kiln-test\n    path: {}\n",
                     file.display()
+                ));
+            }
+            Mode::Token { realm, bundle } => {
+                auth.push_str(&format!(
+                    "auth:\n  token:\n    realm: {realm}\n    service: kiln-test\n    \
+                     issuer: kiln-test-issuer\n    rootcertbundle: {}\n",
+                    bundle.display()
                 ));
             }
             Mode::Tls => {
@@ -169,34 +181,17 @@ fn write_htpasswd(dir: &Path, user: &str, password: &str) -> PathBuf {
 
 /// A throwaway CA and a server certificate for 127.0.0.1 signed by it.
 fn make_tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    require("openssl", "openssl");
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("run openssl");
-        assert!(out.status.success(), "openssl {args:?}: {out:?}");
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=kiln-test-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
+    let run = |args: &[&str]| openssl(dir, args);
+    self_signed(
+        dir,
+        "ca",
+        &[
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
     run(&[
         "req",
         "-newkey",
@@ -236,6 +231,33 @@ fn make_tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         dir.join("server.key"),
         dir.join("ca.crt"),
     )
+}
+
+/// Runs `openssl ARGS` in `dir`, panicking with its output on failure.
+pub fn openssl(dir: &Path, args: &[&str]) {
+    require("openssl", "openssl");
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
+/// A self-signed certificate `NAME.crt` with key `NAME.key` in `dir`.
+pub fn self_signed(dir: &Path, name: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
+    let (key, crt, subj) = (
+        format!("{name}.key"),
+        format!("{name}.crt"),
+        format!("/CN=kiln-{name}"),
+    );
+    let mut args = vec![
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &subj, "-keyout",
+        &key, "-out", &crt,
+    ];
+    args.extend_from_slice(extra);
+    openssl(dir, &args);
+    (dir.join(key), dir.join(crt))
 }
 
 /// Options for talking to test registries: anonymous, loopback insecure.

@@ -20,7 +20,9 @@ pub fn load(global: &GlobalArgs, args: &LoadArgs) -> anyhow::Result<ExitCode> {
     let source = match &args.input {
         Some(path) => path.display().to_string(),
         None if std::io::stdin().is_terminal() => {
-            bail!("requested load from stdin, but stdin is a terminal: use -i FILE or redirect stdin")
+            bail!(
+                "requested load from stdin, but stdin is a terminal: use -i FILE or redirect stdin"
+            )
         }
         None => "stdin".to_owned(),
     };
@@ -28,13 +30,17 @@ pub fn load(global: &GlobalArgs, args: &LoadArgs) -> anyhow::Result<ExitCode> {
     let loaded = super::store::leased(&store, || {
         let images = read_archive(&store, args.input.as_deref())
             .with_context(|| format!("loading images from {source}"))?;
-        images.iter().map(|img| record(&store, img)).collect::<anyhow::Result<Vec<_>>>()
+        images
+            .iter()
+            .map(|img| record(&store, img))
+            .collect::<anyhow::Result<Vec<_>>>()
     })?;
     for (img, tags) in loaded {
         if tags.is_empty() {
             println!("Loaded image ID: {}", img.id);
         }
-        tags.iter().for_each(|t| println!("Loaded image: {}", t.familiar_string()));
+        tags.iter()
+            .for_each(|t| println!("Loaded image: {}", t.familiar_string()));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -42,7 +48,10 @@ pub fn load(global: &GlobalArgs, args: &LoadArgs) -> anyhow::Result<ExitCode> {
 fn read_archive(store: &Store, input: Option<&Path>) -> anyhow::Result<Vec<ImportedImage>> {
     let content = store.content();
     let images = match input {
-        None => kiln_export::import_archive(content, BufReader::with_capacity(IO_BUFFER, std::io::stdin().lock()))?,
+        None => kiln_export::import_archive(
+            content,
+            BufReader::with_capacity(IO_BUFFER, std::io::stdin().lock()),
+        )?,
         Some(dir) if dir.is_dir() => kiln_export::import_oci_layout_dir(content, dir)?,
         Some(file) => {
             let file = File::open(file).context("opening the archive")?;
@@ -57,16 +66,43 @@ fn read_archive(store: &Store, input: Option<&Path>) -> anyhow::Result<Vec<Impor
 
 /// Records an imported image and its names (checked before anything is recorded).
 fn record(store: &Store, img: &ImportedImage) -> anyhow::Result<(ImageRecord, Vec<Reference>)> {
-    let tags = img
-        .tags
+    let tags = image_names(img)?;
+    let replaced = taken_by_others(store, &tags, img);
+    let record = store
+        .put_image(&PutImage {
+            manifest: img.manifest_digest.clone(),
+            tags: tags.clone(),
+            intermediate: None,
+        })
+        .with_context(|| format!("recording image {}", img.config_digest))?;
+    for (name, old) in replaced {
+        println!("The image {name} already exists; the old one ({old}) is now untagged");
+    }
+    Ok((record, tags))
+}
+
+fn image_names(img: &ImportedImage) -> anyhow::Result<Vec<Reference>> {
+    img.tags
         .iter()
         .filter(|name| is_image_name(name))
-        .map(|name| Reference::parse(name).with_context(|| format!("image name {name:?} in the archive")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let record = store
-        .put_image(&PutImage { manifest: img.manifest_digest.clone(), tags: tags.clone(), intermediate: None })
-        .with_context(|| format!("recording image {}", img.config_digest))?;
-    Ok((record, tags))
+        .map(|name| {
+            Reference::parse(name).with_context(|| format!("image name {name:?} in the archive"))
+        })
+        .collect()
+}
+
+/// Names that point at another image now, with that image's ID.
+fn taken_by_others(
+    store: &Store,
+    tags: &[Reference],
+    img: &ImportedImage,
+) -> Vec<(String, String)> {
+    tags.iter()
+        .filter_map(|t| {
+            let old = store.resolve(&t.to_string()).ok()?;
+            (old.id != img.config_digest).then(|| (t.familiar_string(), old.id.to_string()))
+        })
+        .collect()
 }
 
 /// An OCI `ref.name` such as `latest` or `1.0` is a tag within the layout, not an image name.
@@ -83,15 +119,22 @@ pub fn save(global: &GlobalArgs, args: &SaveArgs) -> anyhow::Result<ExitCode> {
     let images = plan(&store, &args.images)?;
     let write = |out: &mut dyn Write| -> anyhow::Result<()> {
         match args.format {
-            ArchiveFormat::Docker => kiln_export::export_docker_archive(store.content(), &images, &mut *out),
-            ArchiveFormat::Oci => kiln_export::export_oci_archive(store.content(), &images, &mut *out),
+            ArchiveFormat::Docker => {
+                kiln_export::export_docker_archive(store.content(), &images, &mut *out)
+            }
+            ArchiveFormat::Oci => {
+                kiln_export::export_oci_archive(store.content(), &images, &mut *out)
+            }
         }
         .with_context(|| format!("saving {}", args.images.join(", ")))?;
         out.flush().context("writing the archive")
     };
     match output {
         Some(path) => write_file(path, write)?,
-        None => write(&mut BufWriter::with_capacity(IO_BUFFER, std::io::stdout().lock()))?,
+        None => write(&mut BufWriter::with_capacity(
+            IO_BUFFER,
+            std::io::stdout().lock(),
+        ))?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -102,7 +145,10 @@ fn plan(store: &Store, names: &[String]) -> anyhow::Result<Vec<ExportImage>> {
     for name in names {
         let img = store.resolve(name)?;
         let tags = tags_named(&img, name);
-        match images.iter_mut().find(|e| e.manifest_digest == img.manifest_digest) {
+        match images
+            .iter_mut()
+            .find(|e| e.manifest_digest == img.manifest_digest)
+        {
             Some(existing) => {
                 for tag in tags {
                     if !existing.tags.contains(&tag) {
@@ -110,7 +156,10 @@ fn plan(store: &Store, names: &[String]) -> anyhow::Result<Vec<ExportImage>> {
                     }
                 }
             }
-            None => images.push(ExportImage { manifest_digest: img.manifest_digest.clone(), tags }),
+            None => images.push(ExportImage {
+                manifest_digest: img.manifest_digest.clone(),
+                tags,
+            }),
         }
     }
     Ok(images)
@@ -124,26 +173,44 @@ fn tags_named(img: &ImageRecord, name: &str) -> Vec<String> {
     let whole_repo = named.tag().is_none() && named.digest().is_none();
     img.tags
         .iter()
-        .filter(|t| if whole_repo { t.repository() == named.repository() } else { **t == named })
+        .filter(|t| {
+            if whole_repo {
+                t.repository() == named.repository()
+            } else {
+                **t == named
+            }
+        })
         .map(ToString::to_string)
         .collect()
 }
 
 /// Writes a regular file atomically (a temp file renamed into place); writes devices and pipes
 /// such as `/dev/null` directly.
-fn write_file(path: &Path, write: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>) -> anyhow::Result<()> {
+fn write_file(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let context = || format!("writing {}", path.display());
     if path.exists() && !path.is_file() {
-        let file = File::options().write(true).open(path).with_context(context)?;
+        let file = File::options()
+            .write(true)
+            .open(path)
+            .with_context(context)?;
         return write(&mut BufWriter::with_capacity(IO_BUFFER, file)).with_context(context);
     }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let tmp = tempfile::Builder::new().prefix(".kiln-save-").tempfile_in(&dir).with_context(context)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".kiln-save-")
+        .tempfile_in(&dir)
+        .with_context(context)?;
     write(&mut BufWriter::with_capacity(IO_BUFFER, tmp.as_file())).with_context(context)?;
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644)).with_context(context)?;
-    tmp.persist(path).map_err(|e| anyhow!(e.error)).with_context(context)?;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+        .with_context(context)?;
+    tmp.persist(path)
+        .map_err(|e| anyhow!(e.error))
+        .with_context(context)?;
     Ok(())
 }

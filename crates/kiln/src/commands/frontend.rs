@@ -28,13 +28,21 @@ impl Source {
             std::io::stdin()
                 .read_to_string(&mut text)
                 .context("reading the Dockerfile from stdin")?;
-            return Ok(Self { name: "Dockerfile".into(), text, path: None });
+            return Ok(Self {
+                name: "Dockerfile".into(),
+                text,
+                path: None,
+            });
         }
         let bytes = std::fs::read(&path)
             .with_context(|| format!("failed to read Dockerfile {}", path.display()))?;
         let text = String::from_utf8(bytes)
             .map_err(|_| anyhow!("{}: the Dockerfile is not valid UTF-8", path.display()))?;
-        Ok(Self { name: path.display().to_string(), text, path: Some(path) })
+        Ok(Self {
+            name: path.display().to_string(),
+            text,
+            path: Some(path),
+        })
     }
 
     /// Turns a front-end error into `file:line:col: message` with the source line and a caret.

@@ -42,32 +42,56 @@ pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<ExitCode> 
         return Ok(ExitCode::SUCCESS);
     }
     let mut lines = vec!["IMAGE\tCREATED\tCREATED BY\tSIZE\tCOMMENT".to_owned()];
-    lines.extend(steps.iter().zip(ids).map(|(s, id)| line(&img, s, &id, args.no_trunc)));
+    lines.extend(
+        steps
+            .iter()
+            .zip(ids)
+            .map(|(s, id)| line(&img, s, &id, args.no_trunc)),
+    );
     print!("{}", table::render(&lines));
     Ok(ExitCode::SUCCESS)
 }
 
 fn line(img: &ImageRecord, step: &Step, id: &str, no_trunc: bool) -> String {
     let created_by = step.created_by.replace('\t', " ");
-    let created_by = if no_trunc { created_by } else { human::ellipsis(&created_by, CREATED_BY_WIDTH) };
+    let created_by = if no_trunc {
+        created_by
+    } else {
+        human::ellipsis(&created_by, CREATED_BY_WIDTH)
+    };
     let created = human::since(step.created.as_deref().or(img.created.as_deref()));
-    format!("{id}\t{created}\t{created_by}\t{}\t{}", human::size(step.size), step.comment)
+    format!(
+        "{id}\t{created}\t{created_by}\t{}\t{}",
+        human::size(step.size),
+        step.comment
+    )
 }
 
 /// History entries newest first; each non-empty one takes the next layer's size.
 fn steps(config: &Value, layer_sizes: &[u64]) -> Vec<Step> {
-    let history = config.get("history").and_then(Value::as_array).cloned().unwrap_or_default();
+    let history = config
+        .get("history")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut sizes = layer_sizes.iter();
     let mut steps: Vec<Step> = history
         .iter()
         .map(|h| {
             let text = |k: &str| h.get(k).and_then(Value::as_str).map(str::to_owned);
-            let empty = h.get("empty_layer").and_then(Value::as_bool).unwrap_or(false);
+            let empty = h
+                .get("empty_layer")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             Step {
                 created: text("created"),
                 created_by: text("created_by").unwrap_or_default(),
                 comment: text("comment").unwrap_or_default(),
-                size: if empty { 0 } else { sizes.next().copied().unwrap_or(0) },
+                size: if empty {
+                    0
+                } else {
+                    sizes.next().copied().unwrap_or(0)
+                },
             }
         })
         .collect();

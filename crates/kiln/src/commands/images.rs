@@ -28,7 +28,9 @@ pub fn run(global: &GlobalArgs, args: &ImagesArgs) -> anyhow::Result<ExitCode> {
 /// The output for `--format`, `-q` and `--digests`.
 fn render(args: &ImagesArgs, rows: &[Value]) -> anyhow::Result<String> {
     let digest = if args.digests { "{{.Digest}}\t" } else { "" };
-    let default = format!("table {{{{.Repository}}}}\t{{{{.Tag}}}}\t{digest}{{{{.ID}}}}\t{{{{.CreatedSince}}}}\t{{{{.Size}}}}");
+    let default = format!(
+        "table {{{{.Repository}}}}\t{{{{.Tag}}}}\t{digest}{{{{.ID}}}}\t{{{{.CreatedSince}}}}\t{{{{.Size}}}}"
+    );
     let format = match args.format.as_deref() {
         _ if args.quiet => "{{.ID}}",
         None | Some("table") => default.as_str(),
@@ -64,7 +66,11 @@ fn headers() -> Value {
 
 /// One row per tag (per repository digest with `--digests`); `<none>` rows for dangling images.
 fn rows(img: &ImageRecord, args: &ImagesArgs) -> Vec<Value> {
-    let id = if args.no_trunc { img.id.to_string() } else { img.short_id() };
+    let id = if args.no_trunc {
+        img.id.to_string()
+    } else {
+        img.short_id()
+    };
     let digests: BTreeMap<String, String> = img
         .repo_digests()
         .into_iter()

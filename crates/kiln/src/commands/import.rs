@@ -27,14 +27,29 @@ pub fn run(global: &GlobalArgs, args: &ImportArgs) -> anyhow::Result<ExitCode> {
     let reader: Box<dyn Read> = if from_stdin {
         Box::new(std::io::stdin().lock())
     } else {
-        Box::new(File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?)
+        Box::new(
+            File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?,
+        )
     };
-    let source = if from_stdin { "stdin".to_owned() } else { args.file.display().to_string() };
+    let source = if from_stdin {
+        "stdin".to_owned()
+    } else {
+        args.file.display().to_string()
+    };
     let store = super::store::open(global)?;
     let img = super::store::leased(&store, || {
-        let reference = if args.message.is_some() { None } else { args.reference.as_deref() };
-        let img = kiln_build::import_rootfs(&store, BufReader::with_capacity(IO_BUFFER, reader), reference, &args.changes)
-            .with_context(|| format!("importing {source}"))?;
+        let reference = if args.message.is_some() {
+            None
+        } else {
+            args.reference.as_deref()
+        };
+        let img = kiln_build::import_rootfs(
+            &store,
+            BufReader::with_capacity(IO_BUFFER, reader),
+            reference,
+            &args.changes,
+        )
+        .with_context(|| format!("importing {source}"))?;
         match &args.message {
             Some(message) => with_message(&store, &img, message, tags),
             None => Ok(img),
@@ -46,24 +61,42 @@ pub fn run(global: &GlobalArgs, args: &ImportArgs) -> anyhow::Result<ExitCode> {
 
 /// Rewrites the imported image's config with `-m`'s message (as the config comment and the
 /// history comment), records that image under `tags` and drops the first one.
-fn with_message(store: &Store, img: &ImageRecord, message: &str, tags: Vec<Reference>) -> anyhow::Result<ImageRecord> {
+fn with_message(
+    store: &Store,
+    img: &ImageRecord,
+    message: &str,
+    tags: Vec<Reference>,
+) -> anyhow::Result<ImageRecord> {
     let mut config = super::inspect::config(store, img)?;
     config["comment"] = json!(message);
     if let Some(entry) = config.get_mut("history").and_then(|h| h.get_mut(0)) {
         entry["comment"] = json!(message);
     }
     let config_bytes = canonical_json(&config).context("serialising the image config")?;
-    let config_digest = store.content().write_bytes(&config_bytes).context("storing the image config")?;
+    let config_digest = store
+        .content()
+        .write_bytes(&config_bytes)
+        .context("storing the image config")?;
     let manifest_bytes = store
         .content()
         .read_bytes(&img.manifest_digest, MAX_MANIFEST)
         .context("reading the imported manifest")?;
-    let mut manifest: Value = serde_json::from_slice(&manifest_bytes).context("parsing the imported manifest")?;
+    let mut manifest: Value =
+        serde_json::from_slice(&manifest_bytes).context("parsing the imported manifest")?;
     manifest["config"]["digest"] = json!(config_digest.to_string());
     manifest["config"]["size"] = json!(config_bytes.len());
     let manifest = canonical_json(&manifest).context("serialising the manifest")?;
-    let manifest = store.content().write_bytes(&manifest).context("storing the manifest")?;
-    let record = store.put_image(&PutImage { manifest, tags, intermediate: None })?;
-    store.remove_image(img.id.as_ref(), true).context("removing the image without the message")?;
+    let manifest = store
+        .content()
+        .write_bytes(&manifest)
+        .context("storing the manifest")?;
+    let record = store.put_image(&PutImage {
+        manifest,
+        tags,
+        intermediate: None,
+    })?;
+    store
+        .remove_image(img.id.as_ref(), true)
+        .context("removing the image without the message")?;
     Ok(record)
 }

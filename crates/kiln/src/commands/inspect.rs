@@ -25,7 +25,11 @@ pub fn run(global: &GlobalArgs, args: &InspectArgs) -> anyhow::Result<ExitCode> 
     let mut docs = Vec::new();
     let mut failed = false;
     for name in &args.images {
-        match store.resolve(name).map_err(anyhow::Error::from).and_then(|img| document(&store, &img)) {
+        match store
+            .resolve(name)
+            .map_err(anyhow::Error::from)
+            .and_then(|img| document(&store, &img))
+        {
             Ok(doc) => docs.push(doc),
             Err(err) => {
                 eprintln!("error: {}", render_error(&err));
@@ -34,10 +38,16 @@ pub fn run(global: &GlobalArgs, args: &InspectArgs) -> anyhow::Result<ExitCode> 
         }
     }
     match template {
-        Some(t) => docs.iter().try_for_each(|d| t.render(d).map(|line| println!("{line}")))?,
+        Some(t) => docs
+            .iter()
+            .try_for_each(|d| t.render(d).map(|line| println!("{line}")))?,
         None => println!("{}", serde_json::to_string_pretty(&docs)?),
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The image's config blob, parsed.
@@ -46,12 +56,19 @@ pub fn config(store: &Store, img: &ImageRecord) -> anyhow::Result<Value> {
         .content()
         .read_bytes(&img.id, MAX_CONFIG)
         .with_context(|| format!("reading the config of image {}", img.id))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("parsing the config of image {}", img.id))
+    serde_json::from_slice(&bytes)
+        .with_context(|| format!("parsing the config of image {}", img.id))
 }
 
 fn document(store: &Store, img: &ImageRecord) -> anyhow::Result<Value> {
     let config = config(store, img)?;
-    let text = |key: &str| config.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let text = |key: &str| {
+        config
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     let mut doc = json!({
         "Id": img.id.to_string(),
         "RepoTags": img.tags.iter().map(|t| t.familiar_string()).collect::<Vec<_>>(),
@@ -64,7 +81,9 @@ fn document(store: &Store, img: &ImageRecord) -> anyhow::Result<Value> {
         "Config": config.get("config").cloned().unwrap_or(Value::Null),
         "Architecture": text("architecture"),
     });
-    let fields = doc.as_object_mut().context("building the inspect document")?;
+    let fields = doc
+        .as_object_mut()
+        .context("building the inspect document")?;
     if let Some(variant) = config.get("variant") {
         fields.insert("Variant".into(), variant.clone());
     }

@@ -29,7 +29,10 @@ pub fn run(args: &LintArgs) -> anyhow::Result<ExitCode> {
         Format::Text => print!("{}", render_text(&report, &source.name, &source.text)),
     }
     if report.error {
-        eprintln!("error: lint checks failed ({} finding(s))", report.findings.len());
+        eprintln!(
+            "error: lint checks failed ({} finding(s))",
+            report.findings.len()
+        );
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

@@ -36,15 +36,31 @@ fn text(outline: &Outline) -> String {
     let _ = writeln!(out, "TARGET: {}", stage_label(outline, outline.target));
     let _ = writeln!(out, "\nSTAGES");
     for stage in &outline.stages {
-        let mark = if outline.needed.contains(&stage.index) { "*" } else { " " };
-        let deps: Vec<String> = stage.depends_on.iter().map(|d| stage_label(outline, *d)).collect();
-        let _ = write!(out, "{mark} {:<24} FROM {}", stage_label(outline, stage.index), stage.base);
+        let mark = if outline.needed.contains(&stage.index) {
+            "*"
+        } else {
+            " "
+        };
+        let deps: Vec<String> = stage
+            .depends_on
+            .iter()
+            .map(|d| stage_label(outline, *d))
+            .collect();
+        let _ = write!(
+            out,
+            "{mark} {:<24} FROM {}",
+            stage_label(outline, stage.index),
+            stage.base
+        );
         if !deps.is_empty() {
             let _ = write!(out, "  <- {}", deps.join(", "));
         }
         let _ = writeln!(out);
     }
-    let _ = writeln!(out, "\nBUILD ORDER (* = needed by the target; a line runs in parallel)");
+    let _ = writeln!(
+        out,
+        "\nBUILD ORDER (* = needed by the target; a line runs in parallel)"
+    );
     for (n, wave) in outline.waves.iter().enumerate() {
         let names: Vec<String> = wave.iter().map(|i| stage_label(outline, *i)).collect();
         let _ = writeln!(out, "  {}. {}", n + 1, names.join(", "));
@@ -52,7 +68,9 @@ fn text(outline: &Outline) -> String {
     if !outline.args.is_empty() {
         let _ = writeln!(out, "\nARGS");
         for arg in &outline.args {
-            let scope = arg.stage.map_or("global".to_owned(), |i| stage_label(outline, i));
+            let scope = arg
+                .stage
+                .map_or("global".to_owned(), |i| stage_label(outline, i));
             let value = arg.value.as_deref().unwrap_or("<unset>");
             let _ = writeln!(out, "  {:<20} {:<24} {scope}", arg.name, value);
         }

@@ -53,7 +53,11 @@ fn confirm(all: bool) -> anyhow::Result<bool> {
 
 fn prune_dangling(store: &Store, filter: &PruneFilter) -> anyhow::Result<(Vec<String>, u64)> {
     let report = store.prune(filter).context("pruning dangling images")?;
-    let lines = report.removed.iter().map(|id| format!("deleted: {id}")).collect();
+    let lines = report
+        .removed
+        .iter()
+        .map(|id| format!("deleted: {id}"))
+        .collect();
     Ok((lines, report.bytes_reclaimed))
 }
 
@@ -70,7 +74,12 @@ fn prune_all(store: &Store, filter: &PruneFilter) -> anyhow::Result<(Vec<String>
         let report = store
             .remove_image(img.id.as_ref(), true)
             .with_context(|| format!("removing image {}", img.id))?;
-        lines.extend(report.untagged.iter().map(|r| format!("untagged: {}", r.familiar_string())));
+        lines.extend(
+            report
+                .untagged
+                .iter()
+                .map(|r| format!("untagged: {}", r.familiar_string())),
+        );
         lines.extend(report.deleted.iter().map(|id| format!("deleted: {id}")));
     }
     let gc = store.gc().context("freeing unused blobs")?;

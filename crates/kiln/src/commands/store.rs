@@ -22,7 +22,9 @@ pub fn open(global: &GlobalArgs) -> anyhow::Result<Store> {
 /// Runs `work` under a GC lease renewed in the background, so a concurrent prune or GC keeps
 /// the blobs it writes before they belong to an image.
 pub fn leased<T>(store: &Store, work: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
-    let lease = store.lease(LEASE_TTL).context("taking a GC lease on the store")?;
+    let lease = store
+        .lease(LEASE_TTL)
+        .context("taking a GC lease on the store")?;
     let (stop, stopped) = mpsc::channel::<()>();
     let renewing = &lease;
     let out = std::thread::scope(|scope| {

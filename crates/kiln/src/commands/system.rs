@@ -13,7 +13,10 @@ pub fn df(global: &GlobalArgs, args: &DfArgs) -> anyhow::Result<ExitCode> {
     let store = super::store::open(global)?;
     let usage = store.disk_usage().context("measuring disk usage")?;
     let images = store
-        .list_images(&ImageFilter { all: true, ..ImageFilter::default() })
+        .list_images(&ImageFilter {
+            all: true,
+            ..ImageFilter::default()
+        })
         .context("listing images")?;
     let tagged: Vec<&ImageRecord> = images.iter().filter(|i| !i.is_dangling()).collect();
     let unpacked_active = active_unpacked(&store, &tagged)?;
@@ -25,8 +28,14 @@ pub fn df(global: &GlobalArgs, args: &DfArgs) -> anyhow::Result<ExitCode> {
     ];
     print!("{}", table::render(&lines));
     if args.verbose {
-        print!("\nImages space usage:\n\n{}", verbose_images(&store, &images)?);
-        println!("\nBuild cache usage: {}", human::size_long(usage.build_cache.size));
+        print!(
+            "\nImages space usage:\n\n{}",
+            verbose_images(&store, &images)?
+        );
+        println!(
+            "\nBuild cache usage: {}",
+            human::size_long(usage.build_cache.size)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -36,20 +45,29 @@ fn usage_line(kind: &str, line: &UsageLine, active: usize, percent: bool) -> Str
     if percent && line.size > 0 {
         reclaimable.push_str(&format!(" ({}%)", line.reclaimable * 100 / line.size));
     }
-    format!("{kind}\t{}\t{active}\t{}\t{reclaimable}", line.count, human::size_long(line.size))
+    format!(
+        "{kind}\t{}\t{active}\t{}\t{reclaimable}",
+        line.count,
+        human::size_long(line.size)
+    )
 }
 
 /// Unpacked layer directories that a tagged image uses.
 fn active_unpacked(store: &Store, tagged: &[&ImageRecord]) -> anyhow::Result<usize> {
     let mut diff_ids = HashSet::new();
     for img in tagged {
-        let layers = store.image_layers(&img.id).with_context(|| format!("listing the layers of {}", img.id))?;
+        let layers = store
+            .image_layers(&img.id)
+            .with_context(|| format!("listing the layers of {}", img.id))?;
         diff_ids.extend(layers.into_iter().map(|l| l.diff_id));
     }
     let dir = store.layers_dir();
     Ok(diff_ids
         .iter()
-        .filter(|d| dir.join(format!("{}-{}", d.algorithm(), d.digest())).is_dir())
+        .filter(|d| {
+            dir.join(format!("{}-{}", d.algorithm(), d.digest()))
+                .is_dir()
+        })
         .count())
 }
 
@@ -63,7 +81,9 @@ fn verbose_images(store: &Store, images: &[ImageRecord]) -> anyhow::Result<Strin
     for l in layers.values().flatten() {
         *users.entry(l.digest.to_string()).or_default() += 1;
     }
-    let mut lines = vec!["REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE\tSHARED SIZE\tUNIQUE SIZE\tCONTAINERS".to_owned()];
+    let mut lines = vec![
+        "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE\tSHARED SIZE\tUNIQUE SIZE\tCONTAINERS".to_owned(),
+    ];
     for img in images {
         let shared: u64 = layers[&img.id]
             .iter()
@@ -72,7 +92,10 @@ fn verbose_images(store: &Store, images: &[ImageRecord]) -> anyhow::Result<Strin
             .sum();
         let names: Vec<(String, String)> = match img.tags.as_slice() {
             [] => vec![("<none>".into(), "<none>".into())],
-            tags => tags.iter().map(|t| (t.familiar(), t.tag().unwrap_or("<none>").to_owned())).collect(),
+            tags => tags
+                .iter()
+                .map(|t| (t.familiar(), t.tag().unwrap_or("<none>").to_owned()))
+                .collect(),
         };
         for (repo, tag) in names {
             lines.push(format!(
@@ -91,11 +114,20 @@ fn verbose_images(store: &Store, images: &[ImageRecord]) -> anyhow::Result<Strin
 /// Exit 1 when something is broken (after `--repair`, when something could not be fixed).
 pub fn check(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let store = super::store::open(global)?;
-    let report = store.check(args.repair).context("checking the image store")?;
+    let report = store
+        .check(args.repair)
+        .context("checking the image store")?;
     print!("{}", describe(&report));
-    let broken = if report.repaired { !report.db_errors.is_empty() } else { !report.is_ok() };
+    let broken = if report.repaired {
+        !report.db_errors.is_empty()
+    } else {
+        !report.is_ok()
+    };
     if broken {
-        eprintln!("error: the image store at {} has problems", store.root().display());
+        eprintln!(
+            "error: the image store at {} has problems",
+            store.root().display()
+        );
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
@@ -116,9 +148,14 @@ fn describe(r: &CheckReport) -> String {
     for id in &r.removed_images {
         out.push_str(&format!("removed image {id}\n"));
     }
-    let orphans = r.orphan_blobs.len() + r.ingest_files + r.orphan_unpacked.len() + r.stale_unpacked.len();
+    let orphans =
+        r.orphan_blobs.len() + r.ingest_files + r.orphan_unpacked.len() + r.stale_unpacked.len();
     if orphans > 0 {
-        let hint = if r.repaired { "removed" } else { "harmless; `kiln system check --repair` removes them" };
+        let hint = if r.repaired {
+            "removed"
+        } else {
+            "harmless; `kiln system check --repair` removes them"
+        };
         out.push_str(&format!(
             "{} orphan blobs, {} unfinished ingest files, {} orphan unpacked layers, {} stale unpacked records ({hint})\n",
             r.orphan_blobs.len(),
@@ -127,7 +164,11 @@ fn describe(r: &CheckReport) -> String {
             r.stale_unpacked.len()
         ));
     }
-    let status = if r.is_ok() || (r.repaired && r.db_errors.is_empty()) { "ok" } else { "problems found" };
+    let status = if r.is_ok() || (r.repaired && r.db_errors.is_empty()) {
+        "ok"
+    } else {
+        "problems found"
+    };
     out.push_str(&format!("status: {status}\n"));
     out
 }

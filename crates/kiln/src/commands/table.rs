@@ -6,7 +6,10 @@ const PADDING: usize = 3;
 
 /// Aligns tab-separated `lines`; each ends with a newline.
 pub fn render<S: AsRef<str>>(lines: &[S]) -> String {
-    let rows: Vec<Vec<&str>> = lines.iter().map(|l| l.as_ref().split('\t').collect()).collect();
+    let rows: Vec<Vec<&str>> = lines
+        .iter()
+        .map(|l| l.as_ref().split('\t').collect())
+        .collect();
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns.saturating_sub(1))
         .map(|c| {

@@ -33,7 +33,11 @@ pub fn rmi(global: &GlobalArgs, args: &RmiArgs) -> anyhow::Result<ExitCode> {
     if deleted {
         store.gc().context("freeing the blobs of removed images")?;
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Prints `Untagged:` / `Deleted:` lines; true when an image was deleted.

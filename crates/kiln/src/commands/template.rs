@@ -87,8 +87,10 @@ fn go_print(value: Option<&Value>) -> String {
             format!("[{}]", items.join(" "))
         }
         Some(Value::Object(map)) => {
-            let mut items: Vec<String> =
-                map.iter().map(|(k, v)| format!("{k}:{}", go_print(Some(v)))).collect();
+            let mut items: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{k}:{}", go_print(Some(v))))
+                .collect();
             items.sort();
             format!("map[{}]", items.join(" "))
         }
@@ -104,8 +106,12 @@ mod tests {
     #[test]
     fn renders_fields_and_json() {
         let doc = json!({"Id": "sha256:ab", "Config": {"Cmd": ["sh"], "Env": null}});
-        let t = Template::parse("{{.Id}}\\t{{json .Config.Cmd}} {{.Config.Cmd}} {{.Nope}}").unwrap();
-        assert_eq!(t.render(&doc).unwrap(), "sha256:ab\t[\"sh\"] [sh] <no value>");
+        let t =
+            Template::parse("{{.Id}}\\t{{json .Config.Cmd}} {{.Config.Cmd}} {{.Nope}}").unwrap();
+        assert_eq!(
+            t.render(&doc).unwrap(),
+            "sha256:ab\t[\"sh\"] [sh] <no value>"
+        );
     }
 
     #[test]

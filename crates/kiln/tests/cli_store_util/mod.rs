@@ -22,7 +22,9 @@ pub struct Kiln {
 
 impl Kiln {
     pub fn new() -> Self {
-        Self { root: tempfile::tempdir().expect("temp dir") }
+        Self {
+            root: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     /// `kiln --root ROOT ARGS...`, not yet run.
@@ -54,7 +56,11 @@ impl Kiln {
         S: AsRef<std::ffi::OsStr>,
     {
         let out = self.cmd(args).output().expect("running kiln");
-        assert!(!out.status.success(), "expected failure, got stdout:\n{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "expected failure, got stdout:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8(out.stderr).expect("utf-8 stderr")
     }
 
@@ -65,7 +71,10 @@ impl Kiln {
             args.extend(["--change".to_owned(), change.to_owned()]);
         }
         let id = self.ok(&args).trim().to_owned();
-        assert!(id.starts_with("sha256:") && id.len() == 71, "import printed {id:?}");
+        assert!(
+            id.starts_with("sha256:") && id.len() == 71,
+            "import printed {id:?}"
+        );
         id
     }
 
@@ -94,7 +103,11 @@ pub fn assert_success(out: &Output) {
 
 /// Cells of a table line (columns are at least three spaces apart).
 pub fn cells(line: &str) -> Vec<String> {
-    line.split("   ").map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect()
+    line.split("   ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Fails loudly when an external tool the test needs is missing.
@@ -109,13 +122,22 @@ pub fn require(tool: &str) -> PathBuf {
 /// Fails loudly unless the docker daemon answers.
 pub fn require_docker() {
     require("docker");
-    let info = std::process::Command::new("docker").arg("info").output().expect("running docker info");
-    assert!(info.status.success(), "this test needs a running docker daemon (start /usr/sbin/dockerd)");
+    let info = std::process::Command::new("docker")
+        .arg("info")
+        .output()
+        .expect("running docker info");
+    assert!(
+        info.status.success(),
+        "this test needs a running docker daemon (start /usr/sbin/dockerd)"
+    );
 }
 
 /// Runs a shell script, failing the test on error; returns stdout.
 pub fn sh(script: &str) -> String {
-    let out = std::process::Command::new("sh").args(["-ec", script]).output().expect("running sh");
+    let out = std::process::Command::new("sh")
+        .args(["-ec", script])
+        .output()
+        .expect("running sh");
     assert_success(&out);
     String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
@@ -133,7 +155,9 @@ pub struct DockerImage(pub String);
 
 impl Drop for DockerImage {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("docker").args(["rmi", "-f", &self.0]).output();
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", "-f", &self.0])
+            .output();
     }
 }
 
@@ -162,12 +186,22 @@ impl Kiln {
 /// sha256 of a file, as `sha256:<hex>`.
 pub fn sha256_file(path: &Path) -> String {
     let out = sh(&format!("sha256sum '{}'", path.display()));
-    format!("sha256:{}", out.split_whitespace().next().expect("sha256sum output"))
+    format!(
+        "sha256:{}",
+        out.split_whitespace().next().expect("sha256sum output")
+    )
 }
 
 impl Kiln {
     /// `images -a` in a form that does not change as time passes (no "2 seconds ago").
     pub fn snapshot(&self) -> String {
-        self.ok(["images", "-a", "--no-trunc", "--digests", "--format", "{{.ID}} {{.Repository}}:{{.Tag}} {{.Digest}} {{.Size}} {{.CreatedAt}}"])
+        self.ok([
+            "images",
+            "-a",
+            "--no-trunc",
+            "--digests",
+            "--format",
+            "{{.ID}} {{.Repository}}:{{.Tag}} {{.Digest}} {{.Size}} {{.CreatedAt}}",
+        ])
     }
 }
