@@ -17,6 +17,9 @@ export LC_ALL=C
 BENCH_HOME=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$BENCH_HOME/.." && pwd)
 KILN=${KILN:-$REPO/target/release/kiln}
+# KILN_BUILD_BIN: the binary whose `build` subcommand build.sh/rebuild.sh time (default: $KILN). Only for trying
+# the build engine through a stand-in before `kiln build` exists; reports say which binary was used.
+KILN_BUILD_BIN=${KILN_BUILD_BIN:-$KILN}
 DOCKER=${DOCKER:-/usr/bin/docker}
 BENCH_WORK=${BENCH_WORK:-/var/tmp/kiln-bench}
 BASES=${BASES:-/var/cache/kiln-test/bases}
@@ -44,6 +47,7 @@ machine_header() {
   else
     echo "#   kiln: $KILN (missing)"
   fi
+  [ "${KILN_BUILD_BIN:-$KILN}" = "$KILN" ] || echo "#   kiln build timed through a stand-in: $KILN_BUILD_BIN (kiln_build::build without the CLI)"
   echo "#   N=$N runs per engine, interleaved run by run; medians of wall-clock time"
 }
 
@@ -201,22 +205,26 @@ declare -A ENGINE_SKIP=()     # engine -> why it is not measured
 KILN_TEMPLATE=$BENCH_WORK/kiln-bases        # kiln store with only the three bases imported
 KILN_BUILD_ROOT=$BENCH_WORK/kiln-build-store
 KILN_BUILD_FLAGS=()                        # flags this kiln build accepts (probed from its --help)
+KILN_NOCACHE=1                             # 0 when this kiln build has no --no-cache flag (then it is not passed)
 
 # engine_setup ENGINE : makes the engine ready (daemon up, bases present); on failure records ENGINE_SKIP[ENGINE]
 engine_setup() {
   local e=$1 help
   case $e in
   kiln)
-    if ! kiln_has build; then ENGINE_SKIP[$e]=$(kiln_missing_reason build); return 0; fi
+    if ! { [ -x "$KILN_BUILD_BIN" ] && "$KILN_BUILD_BIN" build --help >/dev/null 2>&1; }; then
+      ENGINE_SKIP[$e]=$(KILN=$KILN_BUILD_BIN kiln_missing_reason build); return 0
+    fi
     if ! kiln_has import; then ENGINE_SKIP[$e]=$(kiln_missing_reason import); return 0; fi
     if ! ensure_bases_kiln "$KILN_TEMPLATE" >"$LOGS/kiln-import.log" 2>&1; then
       ENGINE_SKIP[$e]="importing the bases into kiln failed: $(tail -1 "$LOGS/kiln-import.log")"; return 0
     fi
     if [ ! -d "$KILN_BUILD_ROOT" ]; then cp -a "$KILN_TEMPLATE" "$KILN_BUILD_ROOT"; fi
     ensure_bases_kiln "$KILN_BUILD_ROOT" >/dev/null 2>&1 || true
-    help=$("$KILN" build --help 2>&1)
-    KILN_BUILD_FLAGS=()
+    help=$("$KILN_BUILD_BIN" build --help 2>&1)
+    KILN_BUILD_FLAGS=() KILN_NOCACHE=0
     grep -q -- '--network' <<<"$help" && KILN_BUILD_FLAGS+=(--network=none)
+    grep -q -- '--no-cache' <<<"$help" && KILN_NOCACHE=1
     ;;
   bk26)
     ensure_bk26 || { ENGINE_SKIP[$e]="docker 26 / BuildKit 0.13 did not start ($BK26_SCRIPT start)"; return 0; }
@@ -239,7 +247,8 @@ engine_build() {
   target=$(case_var "$c" TARGET); [ -n "$target" ] && tflag=(--target "$target")
   local nc=(); [ "$nocache" = 1 ] && nc=(--no-cache)
   case $e in
-  kiln)     timed_rss "$logf" "$KILN" --root "$KILN_BUILD_ROOT" build "${nc[@]}" "${KILN_BUILD_FLAGS[@]}" "${tflag[@]}" -t "bench/$c:kiln" "$ctx" ;;
+  kiln)     [ "$KILN_NOCACHE" = 1 ] || nc=()
+            timed_rss "$logf" "$KILN_BUILD_BIN" --root "$KILN_BUILD_ROOT" build "${nc[@]}" "${KILN_BUILD_FLAGS[@]}" "${tflag[@]}" -t "bench/$c:kiln" "$ctx" ;;
   bk26)     RSS_KB=-; DOCKER_BUILDKIT=1 timed "$logf" docker_at "$BK26_HOST" build "${nc[@]}" --network=none "${tflag[@]}" -t "bench/$c:bk26" "$ctx" ;;
   docker20) RSS_KB=-; DOCKER_BUILDKIT=1 timed "$logf" docker_at "$HOST_DOCKER" build "${nc[@]}" --network=none "${tflag[@]}" -t "bench/$c:docker20" "$ctx" ;;
   buildah)  RSS_KB=-; timed "$logf" buildah bud --layers "${nc[@]}" --pull=never --network=none --runtime /usr/sbin/runc "${tflag[@]}" -t "bench/$c:buildah" "$ctx" ;;

@@ -153,20 +153,30 @@ fn plan(store: &Store, req: &BuildRequest) -> Result<Plan> {
     };
     let first = expand(&opts)?;
     let target = first.target(req.target.as_deref()).map_err(render)?;
-    let needed = StageGraph::new(&first)?.needed(target)?;
-    opts.image_env = base_envs(store, &first, &needed)?;
+    opts.image_env = base_envs(store, &first, &StageGraph::new(&first)?, target)?;
     let df = expand(&opts)?;
     let waves = StageGraph::new(&df)?.waves(target)?;
     Ok((df, target, waves, opts.image_env))
 }
 
-/// The ENV of each base image the needed stages start from; fails on an image not in the store.
-fn base_envs(store: &Store, df: &Dockerfile, needed: &[usize]) -> Result<ImageEnv> {
+/// The ENV of each base image the needed stages start from. Every image they read (bases and
+/// `--from` images) must be in the store: a missing one fails the build before any step runs.
+fn base_envs(
+    store: &Store,
+    df: &Dockerfile,
+    graph: &StageGraph,
+    target: usize,
+) -> Result<ImageEnv> {
     let mut envs = BTreeMap::new();
-    for stage in needed.iter().filter_map(|&i| df.stages.get(i)) {
-        if let Base::Image(name) = &stage.base {
+    for i in graph.needed(target)? {
+        let (Some(stage), Some(node)) = (df.stages.get(i), graph.nodes.get(i)) else {
+            continue;
+        };
+        for name in &node.images {
             let image = BaseImage::load(store, name)?;
-            envs.insert(name.clone(), env_pairs(&image));
+            if stage.base == Base::Image(name.clone()) {
+                envs.insert(name.clone(), env_pairs(&image));
+            }
         }
     }
     Ok(envs)

@@ -14,7 +14,7 @@ use kiln_image::{ImageBuilder, ImageConfig, LayerInfo, MediaFlavor, Reference};
 use kiln_store::{ImageRecord, Store};
 
 use crate::error::{BuildError, Result};
-use crate::metadata::{self, MetaState};
+use crate::metadata::{self, Applied, MetaState};
 
 /// gzip's magic bytes.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -79,7 +79,7 @@ fn apply_changes(config: &mut ImageConfig, changes: &[String]) -> Result<()> {
                     });
                 }
                 other => {
-                    if metadata::apply(config, &mut state, other)?.is_none() {
+                    if metadata::apply(config, &mut state, other)? == Applied::NotMetadata {
                         return Err(BuildError::Invalid(format!(
                             "{} is not a valid change command",
                             other.name()

@@ -6,6 +6,23 @@
 //! snapshot of the layers so far; its upper directory becomes the next layer, written once as a
 //! blob and kept unpacked for the steps after it. Metadata instructions only edit the config.
 //! [`import_rootfs`] makes base images from rootfs tarballs, like `docker import`.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = kiln_store::Store::open("/var/lib/kiln")?;
+//! let req = kiln_build::BuildRequest {
+//!     dockerfile: std::fs::read_to_string("app/Dockerfile")?,
+//!     dockerfile_name: "Dockerfile".into(),
+//!     context: "app".into(),
+//!     tags: vec!["app:latest".into()],
+//!     ..Default::default()
+//! };
+//! let mut progress = kiln_build::PlainProgress::new(std::io::stderr());
+//! let result = kiln_build::build(&store, &req, &mut progress)?;
+//! println!("{}", result.image.id);
+//! # Ok(())
+//! # }
+//! ```
 
 mod copy;
 mod engine;

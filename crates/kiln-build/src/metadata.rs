@@ -22,13 +22,23 @@ pub(crate) struct MetaState {
     pub cmd_set: bool,
 }
 
-/// Applies a metadata-only instruction to `config`; returns its history text, or `None` when
-/// the instruction changes the filesystem (RUN, COPY, ADD, WORKDIR, FROM).
+/// What [`apply`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Applied {
+    /// The config changed; BuildKit records this history text (`empty_layer: true`).
+    History(String),
+    /// The config changed without a history entry (ONBUILD, as BuildKit does).
+    Silent,
+    /// Not a metadata instruction: RUN, COPY, ADD, WORKDIR or FROM change the filesystem.
+    NotMetadata,
+}
+
+/// Applies a metadata-only instruction to `config`.
 pub(crate) fn apply(
     config: &mut ImageConfig,
     state: &mut MetaState,
     instruction: &Instruction,
-) -> Result<Option<String>> {
+) -> Result<Applied> {
     let text = match instruction {
         Instruction::Env(kv) => env(config, kv),
         Instruction::Label(kv) => label(config, kv),
@@ -67,7 +77,7 @@ pub(crate) fn apply(
         Instruction::Onbuild(o) => {
             let triggers = config.docker.on_build.get_or_insert_with(Vec::new);
             triggers.push(o.expression.clone());
-            format!("ONBUILD {}", o.expression)
+            return Ok(Applied::Silent);
         }
         Instruction::Maintainer(m) => {
             config.oci.set_author(Some(m.name.value.clone()));
@@ -76,6 +86,7 @@ pub(crate) fn apply(
         Instruction::Cmd(c) => {
             let args = command_args(config, c);
             state.cmd_set = true;
+            config.docker.args_escaped = Some(true);
             let text = format!("CMD {}", go_quoted(&args));
             config.update_runtime(|r| {
                 r.set_cmd(Some(args));
@@ -98,9 +109,9 @@ pub(crate) fn apply(
         | Instruction::Run(_)
         | Instruction::Copy(_)
         | Instruction::Add(_)
-        | Instruction::Workdir(_) => return Ok(None),
+        | Instruction::Workdir(_) => return Ok(Applied::NotMetadata),
     };
-    Ok(Some(text))
+    Ok(Applied::History(text))
 }
 
 /// The stage's shell: SHELL if set, else `/bin/sh -c`.
@@ -232,7 +243,15 @@ fn healthcheck(config: &mut ImageConfig, h: &Healthcheck) -> String {
             ],
         },
     };
-    let text = format!("HEALTHCHECK {}", go_quoted(&test));
+    let text = format!(
+        "HEALTHCHECK &{{{} {} {} {} {} {}}}",
+        go_quoted(&test),
+        go_quoted_duration(h.interval),
+        go_quoted_duration(h.timeout),
+        go_quoted_duration(h.start_period),
+        go_quoted_duration(h.start_interval),
+        go_quoted_rune(h.retries),
+    );
     let nanos =
         |d: Duration| (!d.is_zero()).then(|| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
     config.docker.healthcheck = Some(HealthConfig {
@@ -250,6 +269,65 @@ fn healthcheck(config: &mut ImageConfig, h: &Healthcheck) -> String {
 fn go_quoted(args: &[String]) -> String {
     let quoted: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
     format!("[{}]", quoted.join(" "))
+}
+
+/// A duration as Go's `%q` prints a `time.Duration` (`"1m30s"`, `"500ms"`, `"0s"`).
+fn go_quoted_duration(d: Duration) -> String {
+    format!("\"{}\"", go_duration(d))
+}
+
+fn go_duration(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    let fraction = |value: u128, unit: u128| {
+        let (whole, rest) = (value / unit, value % unit);
+        if rest == 0 {
+            whole.to_string()
+        } else {
+            let digits = unit.to_string().len() - 1;
+            let rest = format!("{rest:0digits$}");
+            format!("{whole}.{}", rest.trim_end_matches('0'))
+        }
+    };
+    match nanos {
+        0 => "0s".into(),
+        n if n < 1_000 => format!("{n}ns"),
+        n if n < 1_000_000 => format!("{}µs", fraction(n, 1_000)),
+        n if n < 1_000_000_000 => format!("{}ms", fraction(n, 1_000_000)),
+        n => {
+            let secs = n / 1_000_000_000;
+            let (h, m) = (secs / 3600, secs % 3600 / 60);
+            let s = fraction(n % 60_000_000_000, 1_000_000_000);
+            match (h, m) {
+                (0, 0) => format!("{s}s"),
+                (0, m) => format!("{m}m{s}s"),
+                (h, m) => format!("{h}h{m}m{s}s"),
+            }
+        }
+    }
+}
+
+/// An integer as Go's `%q` prints it: a quoted rune literal (`'\x04'`, `'A'`).
+fn go_quoted_rune(n: u32) -> String {
+    let named = match n {
+        7 => Some("\\a"),
+        8 => Some("\\b"),
+        9 => Some("\\t"),
+        10 => Some("\\n"),
+        11 => Some("\\v"),
+        12 => Some("\\f"),
+        13 => Some("\\r"),
+        39 => Some("\\'"),
+        92 => Some("\\\\"),
+        _ => None,
+    };
+    let body = match (named, char::from_u32(n)) {
+        (Some(s), _) => s.to_string(),
+        (None, Some(c)) if !c.is_control() => c.to_string(),
+        (None, _) if n < 0x80 => format!("\\x{n:02x}"),
+        (None, _) if n < 0x10000 => format!("\\u{n:04x}"),
+        (None, _) => format!("\\U{n:08x}"),
+    };
+    format!("'{body}'")
 }
 
 /// WORKDIR: the new working directory, relative paths taken from the current one.
@@ -299,6 +377,33 @@ mod tests {
         });
         assert_eq!(workdir(&config, "./x/../y/"), "/app/y");
         assert_eq!(workdir(&config, "/abs"), "/abs");
+    }
+
+    #[test]
+    fn go_formats_durations_and_runes() {
+        assert_eq!(go_duration(Duration::from_secs(30)), "30s");
+        assert_eq!(go_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
+        assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(go_duration(Duration::from_millis(500)), "500ms");
+        assert_eq!(go_duration(Duration::ZERO), "0s");
+        assert_eq!(go_quoted_rune(4), "'\\x04'");
+        assert_eq!(go_quoted_rune(10), "'\\n'");
+        assert_eq!(go_quoted_rune(65), "'A'");
+    }
+
+    #[test]
+    fn onbuild_changes_config_without_history() {
+        let df = "FROM scratch\nONBUILD RUN x\n";
+        let ast = kiln_dockerfile::parser::parse(df).unwrap();
+        let stages =
+            kiln_dockerfile::stages::stages(&ast, df, &Default::default(), &Default::default())
+                .unwrap();
+        let mut config = ImageConfig::default();
+        let instr = &stages.stages[0].instructions[0].command.instruction;
+        let got = apply(&mut config, &mut MetaState::default(), instr).unwrap();
+        assert_eq!(got, Applied::Silent);
+        assert_eq!(config.docker.on_build, Some(vec!["RUN x".to_string()]));
     }
 
     #[test]

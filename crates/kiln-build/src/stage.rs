@@ -13,7 +13,7 @@ use crate::copy::Op;
 use crate::engine::Shared;
 use crate::error::{BuildError, Result};
 use crate::layers::{BaseImage, commit_upper, stackable};
-use crate::metadata::{self, MetaState};
+use crate::metadata::{self, Applied, MetaState};
 use crate::progress::{StepInfo, StepOutcome};
 
 /// A finished stage: what later stages build on or copy from.
@@ -59,6 +59,14 @@ fn is_fs_step(instruction: &Instruction) -> bool {
     )
 }
 
+/// Whether an ONBUILD trigger's text starts with a layer-making instruction.
+fn is_fs_trigger(trigger: &str) -> bool {
+    let keyword = trigger.split_whitespace().next().unwrap_or_default();
+    ["RUN", "COPY", "ADD", "WORKDIR"]
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(keyword))
+}
+
 impl<'s, 'a> StageRun<'s, 'a> {
     /// Resolves the base and runs the FROM step (unpacking base layers) and ONBUILD triggers.
     fn start(shared: &'s Shared<'a>, stage: &Stage) -> Result<Self> {
@@ -70,11 +78,20 @@ impl<'s, 'a> StageRun<'s, 'a> {
                 (image.builder()?, Some(image))
             }
         };
-        let fs_steps = stage
-            .instructions
+        let trigger_steps = builder
+            .config()
+            .docker
+            .on_build
             .iter()
-            .filter(|e| is_fs_step(&e.command.instruction))
+            .flatten()
+            .filter(|t| is_fs_trigger(t))
             .count();
+        let fs_steps = trigger_steps
+            + stage
+                .instructions
+                .iter()
+                .filter(|e| is_fs_step(&e.command.instruction))
+                .count();
         let mut run = Self {
             shared,
             name: stage.display_name(),
@@ -132,11 +149,18 @@ impl<'s, 'a> StageRun<'s, 'a> {
             Instruction::Workdir(w) => self.workdir(&w.path.value),
             other => {
                 let config = self.builder.config_mut();
-                if let Some(text) = metadata::apply(config, &mut self.meta, other)? {
-                    let entry = history_entry(&text, Some(&crate::now()), true);
-                    self.builder.add_empty_layer(entry);
+                match metadata::apply(config, &mut self.meta, other)? {
+                    Applied::History(text) => {
+                        let entry = history_entry(&text, Some(&crate::now()), true);
+                        self.builder.add_empty_layer(entry);
+                        Ok(())
+                    }
+                    Applied::Silent => Ok(()),
+                    Applied::NotMetadata => Err(BuildError::Invalid(format!(
+                        "{} cannot be applied here",
+                        other.name()
+                    ))),
                 }
-                Ok(())
             }
         }
     }

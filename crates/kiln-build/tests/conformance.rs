@@ -23,6 +23,7 @@ fn conformance(name: &str, gcc: bool) -> common::Recorder {
     );
     let (result, recorder) = common::build(&store, &req);
     let result = result.unwrap_or_else(|e| panic!("{name}: build failed: {e}"));
+    common::assert_clean(&store);
     assert_matches_expected(&store, &result, &case, tmp.path());
     recorder
 }

@@ -80,6 +80,23 @@ fn missing_base_image_is_named() {
 }
 
 #[test]
+fn missing_from_image_fails_before_any_step() {
+    let (tmp, store) = temp_store();
+    import_busybox(&store);
+    let ctx = write_context(
+        tmp.path(),
+        "FROM lab/busybox:1\nRUN true\nCOPY --from=lab/tools:2 /x /x\n",
+    );
+    let (result, rec) = common::build(&store, &request(&ctx, None, "t/x:1"));
+    let err = result.expect_err("no such image");
+    assert!(
+        matches!(&err, BuildError::ImageNotFound(n) if n == "lab/tools:2"),
+        "{err}"
+    );
+    assert!(rec.steps().is_empty(), "nothing may run");
+}
+
+#[test]
 fn config_and_history_follow_buildkit_rules() {
     let (tmp, store) = temp_store();
     import_busybox(&store);
@@ -318,6 +335,19 @@ fn onbuild_triggers_run_after_from_and_are_cleared() {
     let (result, rec) = common::build(&store, &req);
     let result = result.unwrap();
     assert!(rec.output().contains("triggered"), "{}", rec.output());
+    let labels: Vec<String> = rec
+        .steps()
+        .iter()
+        .map(|s| format!("{} {}", s.label(), s.text))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "[stage-0 1/3] FROM lab/onbuild:1",
+            "[stage-0 2/3] RUN echo triggered > /trig",
+            "[stage-0 3/3] RUN cat /trig",
+        ]
+    );
     let config = config_of(&store, &result.image);
     assert_eq!(config.docker.on_build, None);
     assert_eq!(
@@ -409,4 +439,26 @@ fn copy_wildcards_heredoc_files_and_add_archives() {
         "{out}"
     );
     assert!(!out.contains("c.log"), "{out}");
+}
+
+#[test]
+fn failure_in_a_parallel_stage_fails_the_build_and_cleans_up() {
+    let (tmp, store) = temp_store();
+    import_busybox(&store);
+    let ctx = write_context(
+        tmp.path(),
+        "FROM lab/busybox:1 AS bad\nRUN exit 7\nFROM lab/busybox:1 AS slow\nRUN sleep 1\n\
+         FROM lab/busybox:1\nCOPY --from=bad /etc/passwd /a\nCOPY --from=slow /etc/passwd /b\n",
+    );
+    let (result, rec) = common::build(&store, &request(&ctx, None, "t/bad:1"));
+    match result.expect_err("must fail") {
+        BuildError::RunFailed { code, .. } => assert_eq!(code, 7),
+        other => panic!("unexpected error: {other}"),
+    }
+    let stages: Vec<String> = rec.steps().into_iter().map(|s| s.stage).collect();
+    assert!(
+        !stages.contains(&"stage-2".to_string()),
+        "the dependent stage ran: {stages:?}"
+    );
+    common::assert_clean(&store);
 }

@@ -29,11 +29,20 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// Username Docker uses to mark the secret as an identity (refresh) token.
+const IDENTITY_TOKEN_USER: &str = "<token>";
+
 impl Credentials {
     /// `Authorization: Basic ...` value.
     pub fn basic_header(&self) -> String {
         let raw = format!("{}:{}", self.username, self.password);
         format!("Basic {}", BASE64.encode(raw))
+    }
+
+    /// The identity token, if these credentials are one (`identitytoken` in
+    /// `config.json`, or a helper's `<token>` user).
+    pub fn identity_token(&self) -> Option<&str> {
+        (self.username == IDENTITY_TOKEN_USER).then_some(self.password.as_str())
     }
 }
 
@@ -311,9 +320,16 @@ fn auths_entry<'a>(config: &'a Value, host: &str) -> Option<&'a Value> {
         .map(|(_, v)| v)
 }
 
-/// An `auths` entry: base64 `auth`, or plain `username`/`password`.
+/// An `auths` entry: `identitytoken`, base64 `auth`, or plain
+/// `username`/`password`.
 fn decode_entry(entry: &Value, host: &str) -> Result<Option<Credentials>> {
     let field = |k: &str| entry.get(k).and_then(Value::as_str).unwrap_or("");
+    if !field("identitytoken").is_empty() {
+        return Ok(Some(Credentials {
+            username: IDENTITY_TOKEN_USER.into(),
+            password: field("identitytoken").into(),
+        }));
+    }
     if let Some(auth) = entry
         .get("auth")
         .and_then(Value::as_str)

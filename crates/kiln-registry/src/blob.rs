@@ -151,6 +151,16 @@ fn copy_body(
     }
 }
 
+/// `descs` without repeated digests (a layer listed twice, such as an empty
+/// one, is transferred once; two threads never race on the same blob).
+pub(crate) fn unique(descs: impl IntoIterator<Item = Descriptor>) -> Vec<Descriptor> {
+    let mut seen = std::collections::HashSet::new();
+    descs
+        .into_iter()
+        .filter(|d| seen.insert(d.digest().to_string()))
+        .collect()
+}
+
 /// Runs `job` over `items` on up to `parallelism` threads; stops handing
 /// out work after the first error, which is returned.
 pub(crate) fn for_each_parallel<T: Sync>(

@@ -7,8 +7,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rustls_pki_types::CertificateDer;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
 use crate::RegistryOptions;
 use crate::auth::Credentials;
@@ -27,14 +30,18 @@ pub(crate) fn connect(
     credentials: Option<Credentials>,
 ) -> Result<Endpoint> {
     let api_host = api_host(host);
-    let agent = agent(tls_config(opts, host)?);
-    let schemes: &[&str] = if is_insecure(opts, host) {
-        &["https", "http"]
+    let verified = agent(tls_config(opts, host)?);
+    // Docker's insecure registries: TLS without verification, else plain HTTP.
+    let attempts = if is_insecure(opts, host) {
+        vec![
+            ("https", agent(skip_verify_config(opts, host)?)),
+            ("http", verified),
+        ]
     } else {
-        &["https"]
+        vec![("https", verified)]
     };
     let mut last_error = String::new();
-    for scheme in schemes {
+    for (scheme, agent) in attempts {
         let base = format!("{scheme}://{api_host}");
         match ping(&agent, &base) {
             Ok(challenge) => {
@@ -104,26 +111,132 @@ fn agent(tls: Arc<rustls::ClientConfig>) -> ureq::Agent {
         .build()
 }
 
-/// Public web roots plus every `*.crt` in `DIR/HOST/` of each CA dir.
-fn tls_config(opts: &RegistryOptions, host: &str) -> Result<Arc<rustls::ClientConfig>> {
-    let tls_err = |message: String| Error::Tls {
+/// A client certificate chain and its key, for registries that want mutual TLS.
+type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+fn tls_err(host: &str, message: impl std::fmt::Display) -> Error {
+    Error::Tls {
         registry: host.to_string(),
-        message,
-    };
+        message: message.to_string(),
+    }
+}
+
+/// Public web roots plus every `*.crt` in `DIR/HOST/` of each CA dir, and
+/// the first `NAME.cert`/`NAME.key` pair there as client identity.
+fn tls_config(opts: &RegistryOptions, host: &str) -> Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     for dir in &opts.ca_dirs {
-        for cert in host_certs(&dir.join(host)).map_err(&tls_err)? {
-            roots.add(cert).map_err(|e| tls_err(e.to_string()))?;
+        for cert in host_certs(&dir.join(host)).map_err(|e| tls_err(host, e))? {
+            roots.add(cert).map_err(|e| tls_err(host, e))?;
         }
     }
+    let builder = config_builder(host)?.with_root_certificates(roots);
+    with_identity(builder, client_identity(opts, host)?, host)
+}
+
+/// TLS that accepts any certificate, for registries the user marked insecure.
+fn skip_verify_config(opts: &RegistryOptions, host: &str) -> Result<Arc<rustls::ClientConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = config_builder(host)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(SkipVerify(provider)));
+    with_identity(builder, client_identity(opts, host)?, host)
+}
+
+fn config_builder(
+    host: &str,
+) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| tls_err(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .map_err(|e| tls_err(host, e))
+}
+
+fn with_identity(
+    builder: rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>,
+    identity: Option<Identity>,
+    host: &str,
+) -> Result<Arc<rustls::ClientConfig>> {
+    let config = match identity {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| tls_err(host, e))?,
+        None => builder.with_no_client_auth(),
+    };
     Ok(Arc::new(config))
+}
+
+/// The first `NAME.cert` with a matching `NAME.key` in a `certs.d/HOST` dir.
+fn client_identity(opts: &RegistryOptions, host: &str) -> Result<Option<Identity>> {
+    for dir in &opts.ca_dirs {
+        let Ok(entries) = fs::read_dir(dir.join(host)) else {
+            continue;
+        };
+        for path in entries.flatten().map(|e| e.path()) {
+            let key_path = path.with_extension("key");
+            if path.extension().is_none_or(|e| e != "cert") || !key_path.is_file() {
+                continue;
+            }
+            let chain = CertificateDer::pem_file_iter(&path)
+                .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+                .map_err(|e| tls_err(host, format!("{}: {e}", path.display())))?;
+            let key = PrivateKeyDer::from_pem_file(&key_path)
+                .map_err(|e| tls_err(host, format!("{}: {e}", key_path.display())))?;
+            return Ok(Some((chain, key)));
+        }
+    }
+    Ok(None)
+}
+
+/// Accepts any server certificate but still checks handshake signatures,
+/// so the connection is at least bound to the key the server presented.
+#[derive(Debug)]
+struct SkipVerify(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for SkipVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// CA certificates in one `certs.d/HOST` directory (none if it is absent).

@@ -48,8 +48,9 @@ pub const DEFAULT_CHUNK_SIZE: u64 = 16 * 1024 * 1024;
 /// How to reach registries and which image to pick.
 #[derive(Debug, Clone)]
 pub struct RegistryOptions {
-    /// Hosts (`host` or `host:port`) that may be spoken to over plain HTTP
-    /// when HTTPS fails, as Docker's `insecure-registries`.
+    /// Hosts (`host` or `host:port`) treated like Docker's
+    /// `insecure-registries`: HTTPS without certificate verification, then
+    /// plain HTTP if HTTPS does not answer.
     pub insecure: Vec<String>,
     /// Directories laid out like `/etc/docker/certs.d`: `DIR/HOST[:PORT]/*.crt`
     /// are extra CA certificates trusted for that registry.

@@ -71,8 +71,8 @@ pub(crate) fn pull(
     if index.is_none() {
         check_platform(session, content, manifest.config().digest(), wanted)?;
     }
-    let parallelism = client.opts.parallelism;
-    blob::for_each_parallel(manifest.layers(), parallelism, |layer| {
+    let layers = blob::unique(manifest.layers().iter().cloned());
+    blob::for_each_parallel(&layers, client.opts.parallelism, |layer| {
         blob::fetch(session, content, layer)
     })?;
     for desc in manifest.layers().iter().chain([manifest.config()]) {

@@ -3,13 +3,13 @@
 //! child manifests by digest, then the top manifest by tag.
 
 use kiln_content::{ContentStore, Digest};
-use kiln_image::oci_spec::image::{Descriptor, MediaType};
+use kiln_image::oci_spec::image::MediaType;
 use kiln_image::{Reference, parse_index, parse_manifest};
 use serde_json::Value;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pull::{Kind, MAX_MANIFEST, classify};
-use crate::transport::{Body, Req, Session, error_message};
+use crate::transport::{Body, MAX_ATTEMPTS, Req, Session, backoff, error_message};
 use crate::{Client, blob};
 
 pub(crate) fn push(
@@ -41,9 +41,9 @@ fn push_manifest(
     match classify(session, "", &bytes)? {
         Kind::Manifest => {
             let manifest = parse_manifest(&bytes).map_err(|e| session.target.invalid(e))?;
-            let blobs: Vec<Descriptor> = std::iter::once(manifest.config().clone())
-                .chain(manifest.layers().iter().cloned())
-                .collect();
+            let blobs = blob::unique(
+                std::iter::once(manifest.config().clone()).chain(manifest.layers().iter().cloned()),
+            );
             blob::for_each_parallel(&blobs, client.opts.parallelism, |d| {
                 push_blob(client, session, content, d.digest())
             })?;
@@ -64,7 +64,8 @@ fn push_manifest(
 fn put_manifest(session: &Session, bytes: &[u8], digest: &Digest, by: &str) -> Result<Digest> {
     let req = Req::new("PUT", session.url(&format!("manifests/{by}")))
         .header("Content-Type", media_type_of(bytes))
-        .body(Body::Bytes(bytes));
+        .body(Body::Bytes(bytes))
+        .retryable();
     let resp = session.send(&req)?;
     if resp.status() != 201 && resp.status() != 200 {
         let status = resp.status();
@@ -91,21 +92,44 @@ fn media_type_of(bytes: &[u8]) -> String {
         .unwrap_or_else(|| MediaType::ImageManifest.to_string())
 }
 
-/// Makes sure the registry has `digest` in this repository.
+/// Makes sure the registry has `digest` in this repository. A connection
+/// dropped mid-upload loses the upload session, so the whole blob starts
+/// again (after checking whether the registry got it after all).
 fn push_blob(
     client: &Client,
     session: &Session,
     content: &ContentStore,
     digest: &Digest,
 ) -> Result<()> {
-    let host = session.target.registry.clone();
-    if !blob_exists(session, digest)? {
-        if let Some(location) = start_upload(client, session, digest)? {
-            upload(client, session, content, digest, location)?;
+    let mut failures = 0;
+    loop {
+        match push_blob_once(client, session, content, digest) {
+            Err(Error::Unreachable { .. }) if failures + 1 < MAX_ATTEMPTS => {
+                failures += 1;
+                tracing::debug!(%digest, failures, "blob upload dropped; starting again");
+                std::thread::sleep(backoff(failures));
+            }
+            Err(e) => return Err(e),
+            Ok(()) => break,
         }
     }
-    client.record_source(digest, &host, &session.repo);
+    client.record_source(digest, &session.target.registry, &session.repo);
     Ok(())
+}
+
+fn push_blob_once(
+    client: &Client,
+    session: &Session,
+    content: &ContentStore,
+    digest: &Digest,
+) -> Result<()> {
+    if blob_exists(session, digest)? {
+        return Ok(());
+    }
+    match start_upload(client, session, digest)? {
+        Some(location) => upload(client, session, content, digest, location),
+        None => Ok(()),
+    }
 }
 
 /// `HEAD blobs/<digest>`: 200 means already there.

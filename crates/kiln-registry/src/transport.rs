@@ -115,6 +115,7 @@ pub(crate) struct Req<'a> {
     pub url: String,
     pub headers: Vec<(&'static str, String)>,
     pub body: Body<'a>,
+    retryable: bool,
 }
 
 impl<'a> Req<'a> {
@@ -124,6 +125,7 @@ impl<'a> Req<'a> {
             url,
             headers: Vec::new(),
             body: Body::Empty,
+            retryable: false,
         }
     }
 
@@ -137,9 +139,17 @@ impl<'a> Req<'a> {
         self
     }
 
-    /// GET and HEAD may be resent after a dropped connection; uploads may not.
+    /// Marks a request with side effects as safe to resend (a manifest PUT:
+    /// sending the same document twice stores it once).
+    pub fn retryable(mut self) -> Self {
+        self.retryable = true;
+        self
+    }
+
+    /// GET and HEAD may be resent after a dropped connection; blob uploads
+    /// may not (their upload session is gone), unless marked retryable.
     fn idempotent(&self) -> bool {
-        matches!(self.method, "GET" | "HEAD")
+        self.retryable || matches!(self.method, "GET" | "HEAD")
     }
 
     fn describe(&self) -> String {
@@ -207,10 +217,7 @@ impl Session {
                     reauthenticated = true;
                     self.reset_auth(&resp);
                 }
-                401 | 403 => {
-                    let status = resp.status();
-                    return Err(self.target.denied(status, error_message(resp)));
-                }
+                401 | 403 => return Err(self.denied(resp)),
                 429 => {
                     failures += 1;
                     self.wait_rate_limit(resp, failures)?;
@@ -222,6 +229,16 @@ impl Session {
                 _ => return Ok(resp),
             }
         }
+    }
+
+    /// A 401/403 as an error that says whether credentials were even sent.
+    fn denied(&self, resp: ureq::Response) -> crate::Error {
+        let status = resp.status();
+        let mut message = error_message(resp);
+        if status == 401 && self.endpoint.credentials.is_none() {
+            message.push_str(" (no credentials configured for this registry: log in first)");
+        }
+        self.target.denied(status, message)
     }
 
     /// Sleeps for `Retry-After` (or a backoff), or fails if that is too long
@@ -306,7 +323,7 @@ impl Session {
             r = r.set("Authorization", auth);
         }
         let sent = match req.body {
-            Body::Empty if req.idempotent() || req.method == "DELETE" => r.call(),
+            Body::Empty if matches!(req.method, "GET" | "HEAD" | "DELETE") => r.call(),
             Body::Empty => r.send_bytes(&[]),
             Body::Bytes(bytes) => r.send_bytes(bytes),
             Body::Blob {
@@ -345,8 +362,9 @@ fn open_range(
     Ok(file.take(len))
 }
 
-/// Asks the token server for a token covering `scopes`, sending Basic
-/// credentials when there are some (anonymous tokens otherwise).
+/// Asks the token server for a token covering `scopes`: with an identity
+/// (refresh) token by OAuth2 POST, else by GET with Basic credentials when
+/// there are some (anonymous tokens otherwise).
 pub(crate) fn fetch_token(
     endpoint: &Endpoint,
     target: &Target,
@@ -354,6 +372,36 @@ pub(crate) fn fetch_token(
     service: Option<&str>,
     scopes: &[String],
 ) -> Result<String> {
+    let creds = endpoint.credentials.as_ref();
+    let sent = match creds.and_then(Credentials::identity_token) {
+        Some(refresh) => {
+            let form = oauth_form(refresh, service, scopes);
+            let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            endpoint.agent.post(realm).send_form(&pairs)
+        }
+        None => basic_token_request(endpoint, realm, service, scopes).call(),
+    };
+    let resp = match sent {
+        Ok(resp) => resp,
+        Err(ureq::Error::Status(status @ (401 | 403), resp)) => {
+            return Err(target.denied(status, error_message(resp)));
+        }
+        Err(ureq::Error::Status(status, resp)) => {
+            return Err(target.protocol(format!("token {realm}"), status, error_message(resp)));
+        }
+        Err(ureq::Error::Transport(t)) => {
+            return Err(target.unreachable(format!("token server: {t}")));
+        }
+    };
+    token_from_reply(resp, target)
+}
+
+fn basic_token_request(
+    endpoint: &Endpoint,
+    realm: &str,
+    service: Option<&str>,
+    scopes: &[String],
+) -> ureq::Request {
     let mut r = endpoint.agent.get(realm);
     if let Some(service) = service {
         r = r.query("service", service);
@@ -364,18 +412,31 @@ pub(crate) fn fetch_token(
     if let Some(creds) = &endpoint.credentials {
         r = r.set("Authorization", &creds.basic_header());
     }
-    let resp = match r.call() {
-        Ok(resp) => resp,
-        Err(ureq::Error::Status(status @ (401 | 403), resp)) => {
-            return Err(target.denied(status, error_message(resp)));
-        }
-        Err(ureq::Error::Status(status, resp)) => {
-            return Err(target.protocol(format!("GET {realm}"), status, error_message(resp)));
-        }
-        Err(ureq::Error::Transport(t)) => {
-            return Err(target.unreachable(format!("token server: {t}")));
-        }
-    };
+    r
+}
+
+/// Docker's refresh-token grant: scopes space-separated in one field.
+fn oauth_form(
+    refresh: &str,
+    service: Option<&str>,
+    scopes: &[String],
+) -> Vec<(&'static str, String)> {
+    let mut form = vec![
+        ("grant_type", "refresh_token".to_string()),
+        ("refresh_token", refresh.to_string()),
+        ("client_id", "kiln".to_string()),
+    ];
+    if let Some(service) = service {
+        form.push(("service", service.to_string()));
+    }
+    if !scopes.is_empty() {
+        form.push(("scope", scopes.join(" ")));
+    }
+    form
+}
+
+/// `token` (Docker) or `access_token` (OAuth2) from a token reply.
+fn token_from_reply(resp: ureq::Response, target: &Target) -> Result<String> {
     let reply: Value = serde_json::from_reader(resp.into_reader().take(MAX_ERROR_BODY))
         .map_err(|e| target.invalid(format!("token reply: {e}")))?;
     ["token", "access_token"]

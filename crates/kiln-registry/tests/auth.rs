@@ -68,8 +68,10 @@ fn htpasswd_registry_denies_anonymous_and_accepts_logged_in_clients() {
 }
 
 #[test]
-fn tls_registry_is_trusted_through_certs_d_and_refused_without_it() {
-    let registry = Registry::start(Mode::Tls);
+fn tls_registry_is_trusted_through_certs_d_skipped_when_insecure_refused_otherwise() {
+    let registry = Registry::start(Mode::Tls {
+        client_certs: false,
+    });
     let (_src_dir, src) = store();
     let image = build_image(&src, "amd64", 2_000, MediaFlavor::Oci);
     let reference = registry.reference("kiln/tls:v1");
@@ -84,6 +86,14 @@ fn tls_registry_is_trusted_through_certs_d_and_refused_without_it() {
     let (_dst_dir, dst) = store();
     assert_eq!(
         trusted.pull(&dst, &reference).unwrap().manifest_digest,
+        image.manifest
+    );
+
+    // Loopback is insecure by default: TLS without verification, as Docker.
+    let (_dir, dst) = store();
+    let insecure = Client::new(options("linux/amd64"));
+    assert_eq!(
+        insecure.pull(&dst, &reference).unwrap().manifest_digest,
         image.manifest
     );
 
@@ -117,6 +127,16 @@ fn token_registry(files: Vec<(String, String, Vec<u8>)>) -> TokenRegistry {
         move |req: &common::Request| {
             if req.path.starts_with("/token") {
                 tokens.lock().unwrap().push(req.path.clone());
+                if req.method == "POST" {
+                    let form = String::from_utf8_lossy(&req.body).into_owned();
+                    if form.contains("grant_type=refresh_token")
+                        && form.contains("refresh_token=kiln-identity")
+                        && form.contains("scope=repository%3Akiln%2Ftok%3Apull")
+                    {
+                        return Reply::json(200, r#"{"access_token":"good-token"}"#);
+                    }
+                    return Reply::json(401, r#"{"details":"bad refresh token"}"#);
+                }
                 // base64("kiln:tok-pass")
                 if req.header("authorization") != Some("Basic a2lsbjp0b2stcGFzcw==") {
                     return Reply::json(401, r#"{"details":"bad credentials"}"#);
@@ -146,12 +166,13 @@ fn token_registry(files: Vec<(String, String, Vec<u8>)>) -> TokenRegistry {
     }
 }
 
-#[test]
-fn bearer_token_flow_fetches_one_token_per_scope_with_credentials() {
-    let (_src_dir, src) = store();
-    let image = build_image(&src, "amd64", 3_000, MediaFlavor::Oci);
+/// The fake registry's files for `image` as `kiln/tok:v1`.
+fn tok_files(
+    src: &kiln_content::ContentStore,
+    image: &common::TestImage,
+) -> Vec<(String, String, Vec<u8>)> {
     let read = |d| src.read_bytes(d, 1 << 20).unwrap();
-    let files = vec![
+    vec![
         (
             "/v2/kiln/tok/manifests/v1".to_string(),
             "application/vnd.oci.image.manifest.v1+json".to_string(),
@@ -167,8 +188,14 @@ fn bearer_token_flow_fetches_one_token_per_scope_with_credentials() {
             "application/octet-stream".into(),
             read(&image.layer),
         ),
-    ];
-    let fake = token_registry(files);
+    ]
+}
+
+#[test]
+fn bearer_token_flow_fetches_one_token_per_scope_with_credentials() {
+    let (_src_dir, src) = store();
+    let image = build_image(&src, "amd64", 3_000, MediaFlavor::Oci);
+    let fake = token_registry(tok_files(&src, &image));
     let host = fake.server.host();
     let reference = Reference::parse(&format!("{host}/kiln/tok:v1")).unwrap();
     let config_dir = tempfile::tempdir().unwrap();
@@ -254,4 +281,54 @@ fn credential_helpers_supply_and_store_credentials() {
         .unwrap();
     assert!(with_auth(auth()).logout(&registry.host()).unwrap());
     assert!(!store_file.exists());
+}
+
+#[test]
+fn identity_tokens_are_exchanged_by_oauth_refresh_grant() {
+    let (_src_dir, src) = store();
+    let image = build_image(&src, "amd64", 3_000, MediaFlavor::Oci);
+    let fake = token_registry(tok_files(&src, &image));
+    let host = fake.server.host();
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("config.json");
+    let entry = serde_json::json!({"auths": {host.clone(): {"identitytoken": "kiln-identity"}}});
+    std::fs::write(&config, entry.to_string()).unwrap();
+
+    let (_dir, dst) = store();
+    let reference = Reference::parse(&format!("{host}/kiln/tok:v1")).unwrap();
+    let pulled = with_auth(AuthSource::docker_config(&config))
+        .pull(&dst, &reference)
+        .unwrap();
+    assert_eq!(pulled.manifest_digest, image.manifest);
+    assert_eq!(fake.token_requests.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn mutual_tls_presents_the_client_certificate_from_certs_d() {
+    let registry = Registry::start(Mode::Tls { client_certs: true });
+    let (_src_dir, src) = store();
+    let image = build_image(&src, "amd64", 2_000, MediaFlavor::Oci);
+    let reference = registry.reference("kiln/mtls:v1");
+    let certs_d = registry.certs_d.clone().unwrap();
+    let with_cert = Client::new(RegistryOptions {
+        insecure: Vec::new(),
+        ca_dirs: vec![certs_d.clone()],
+        ..options("linux/amd64")
+    });
+    with_cert.push(&src, &image.manifest, &reference).unwrap();
+
+    // The same CA but no client certificate: the handshake is refused.
+    let host_dir = certs_d.join(registry.host());
+    let bare = tempfile::tempdir().unwrap();
+    let bare_host = bare.path().join(registry.host());
+    std::fs::create_dir_all(&bare_host).unwrap();
+    std::fs::copy(host_dir.join("ca.crt"), bare_host.join("ca.crt")).unwrap();
+    let without = Client::new(RegistryOptions {
+        insecure: Vec::new(),
+        ca_dirs: vec![bare.path().to_path_buf()],
+        ..options("linux/amd64")
+    });
+    let (_dir, dst) = store();
+    let err = without.pull(&dst, &reference).unwrap_err();
+    assert!(matches!(err, Error::Unreachable { .. }), "{err}");
 }

@@ -284,3 +284,45 @@ fn manifest_not_matching_the_pinned_digest_is_refused() {
     assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
     assert!(!dst.contains(&other.manifest));
 }
+
+#[test]
+fn dropped_connection_mid_upload_restarts_the_blob_upload() {
+    let registry = Registry::start(Mode::Plain);
+    let (_src_dir, src) = store();
+    let image = build_image(&src, "amd64", 50_000, MediaFlavor::Oci);
+    let upstream = registry.port;
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let dropped2 = dropped.clone();
+    let proxy = FakeServer::start(move |req| {
+        // Swallow the first upload PUT that carries a body: the registry
+        // never sees it and the client sees the connection close.
+        let layer_upload =
+            req.method == "PUT" && req.path.contains("/blobs/uploads/") && req.body.len() > 1000;
+        if layer_upload && dropped2.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Reply {
+                bytes: Vec::new(),
+                cut_at: Some(0),
+            };
+        }
+        Reply {
+            bytes: forward(req, upstream),
+            cut_at: None,
+        }
+    });
+    let reference = reference(&proxy, "kiln/upload-drop:v1");
+    let pushed = client("linux/amd64")
+        .push(&src, &image.manifest, &reference)
+        .unwrap();
+    assert_eq!(pushed, image.manifest);
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        2,
+        "dropped once, then uploaded"
+    );
+
+    let (_dir, dst) = store();
+    client("linux/amd64")
+        .pull(&dst, &registry.reference("kiln/upload-drop:v1"))
+        .unwrap();
+    dst.verify(&image.layer).unwrap();
+}

@@ -245,3 +245,25 @@ fn cross_repo_mount_is_tried_and_falls_back_to_upload_on_202() {
     assert_eq!(pulled.manifest_digest, image.manifest);
     dst.verify(&image.layer).unwrap();
 }
+
+#[test]
+fn docker_manifest_list_pull_picks_the_wanted_platform() {
+    let registry = Registry::start(Mode::Plain);
+    let (_src_dir, src) = store();
+    let amd64 = build_image(&src, "amd64", 3_000, MediaFlavor::Docker);
+    let arm64 = build_image(&src, "arm64", 3_500, MediaFlavor::Docker);
+    let list = common::build_index_flavored(
+        &src,
+        &[(&amd64, "linux/amd64"), (&arm64, "linux/arm64")],
+        MediaFlavor::Docker,
+    );
+    let text = String::from_utf8(src.read_bytes(&list, 1 << 20).unwrap()).unwrap();
+    assert!(text.contains("manifest.list.v2+json"), "{text}");
+    let reference = registry.reference("kiln/list:v1");
+    client("linux/amd64").push(&src, &list, &reference).unwrap();
+
+    let (_dir, dst) = store();
+    let pulled = client("linux/arm64").pull(&dst, &reference).unwrap();
+    assert_eq!(pulled.manifest_digest, arm64.manifest);
+    assert_eq!(pulled.index_digest, Some(list));
+}

@@ -243,6 +243,25 @@ fn prune_by_label_removes_only_matching_dangling_images() {
 }
 
 #[test]
+fn prune_until_keeps_images_newer_than_the_cutoff() {
+    let k = Kiln::new();
+    let id = import_labelled(&k, "stage=builder");
+    let out = k.ok(["image", "prune", "-f", "--filter", "until=24h"]);
+    assert_eq!(out, "Total reclaimed space: 0B\n");
+    assert_eq!(k.ok(["images", "-q", "--no-trunc"]), format!("{id}\n"));
+    let out = k.ok([
+        "image",
+        "prune",
+        "-f",
+        "--filter",
+        "until=2100-01-01T00:00:00Z",
+    ]);
+    assert!(out.contains(&format!("deleted: {id}")), "{out}");
+    let err = k.fails(["image", "prune", "-f", "--filter", "dangling=false"]);
+    assert!(err.contains("invalid filter 'dangling=false'"), "{err}");
+}
+
+#[test]
 fn system_df_and_check() {
     let k = Kiln::new();
     k.import_busybox("keep:1");

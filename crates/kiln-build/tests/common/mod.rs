@@ -234,3 +234,14 @@ pub fn assert_matches_expected(store: &Store, result: &BuildResult, case: &Path,
         String::from_utf8_lossy(&diff.stderr)
     );
 }
+
+/// Fails if a build left temp dirs in the store or mounts under its root.
+pub fn assert_clean(store: &Store) {
+    let leftovers: Vec<_> = std::fs::read_dir(store.root().join("tmp"))
+        .expect("store tmp dir")
+        .collect();
+    assert!(leftovers.is_empty(), "temp dirs left behind: {leftovers:?}");
+    let mounts = std::fs::read_to_string("/proc/self/mounts").expect("mounts");
+    let root = store.root().to_string_lossy().into_owned();
+    assert!(!mounts.contains(&root), "mounts left behind under {root}");
+}

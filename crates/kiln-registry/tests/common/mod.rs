@@ -46,7 +46,10 @@ pub enum Mode {
         user: &'static str,
         password: &'static str,
     },
-    Tls,
+    /// TLS with a throwaway CA; with `client_certs`, mutual TLS.
+    Tls {
+        client_certs: bool,
+    },
     /// Token auth: tokens from `realm`, signed by the cert in `bundle`.
     Token {
         realm: String,
@@ -86,7 +89,7 @@ impl Registry {
                     bundle.display()
                 ));
             }
-            Mode::Tls => {
+            Mode::Tls { client_certs } => {
                 let (cert, key, ca) = make_tls(dir.path());
                 tls.push_str(&format!(
                     "  tls:\n    certificate: {}\n    key: {}\n",
@@ -95,7 +98,14 @@ impl Registry {
                 ));
                 let host_dir = dir.path().join("certs.d").join(format!("127.0.0.1:{port}"));
                 std::fs::create_dir_all(&host_dir).expect("certs.d");
-                std::fs::copy(ca, host_dir.join("ca.crt")).expect("copy ca");
+                std::fs::copy(&ca, host_dir.join("ca.crt")).expect("copy ca");
+                if client_certs {
+                    tls.push_str(&format!("    clientcas:\n      - {}\n", ca.display()));
+                    let ext = "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n";
+                    let (key, crt) = signed_by_ca(dir.path(), "client", ext);
+                    std::fs::copy(key, host_dir.join("client.key")).expect("copy key");
+                    std::fs::copy(crt, host_dir.join("client.cert")).expect("copy cert");
+                }
                 certs_d = Some(dir.path().join("certs.d"));
             }
         }
@@ -181,7 +191,6 @@ fn write_htpasswd(dir: &Path, user: &str, password: &str) -> PathBuf {
 
 /// A throwaway CA and a server certificate for 127.0.0.1 signed by it.
 fn make_tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let run = |args: &[&str]| openssl(dir, args);
     self_signed(
         dir,
         "ca",
@@ -192,45 +201,49 @@ fn make_tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
             "keyUsage=critical,keyCertSign,cRLSign",
         ],
     );
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-    ]);
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .expect("write ext");
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "server.ext",
-        "-out",
-        "server.crt",
-    ]);
-    (
-        dir.join("server.crt"),
-        dir.join("server.key"),
-        dir.join("ca.crt"),
-    )
+    let ext =
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n";
+    let (key, cert) = signed_by_ca(dir, "server", ext);
+    (cert, key, dir.join("ca.crt"))
+}
+
+/// `NAME.key` and `NAME.crt` signed by `ca.key`, with extensions `ext`.
+fn signed_by_ca(dir: &Path, name: &str, ext: &str) -> (PathBuf, PathBuf) {
+    let (key, csr, crt, extfile) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.crt"),
+        format!("{name}.ext"),
+    );
+    let subj = format!("/CN={name}");
+    openssl(
+        dir,
+        &[
+            "req", "-newkey", "rsa:2048", "-nodes", "-subj", &subj, "-keyout", &key, "-out", &csr,
+        ],
+    );
+    std::fs::write(dir.join(&extfile), ext).expect("write ext");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &extfile,
+            "-out",
+            &crt,
+        ],
+    );
+    (dir.join(key), dir.join(crt))
 }
 
 /// Runs `openssl ARGS` in `dir`, panicking with its output on failure.
@@ -350,8 +363,17 @@ pub fn build_image(
     }
 }
 
-/// Stores an index over `images` (each given as `(image, os/arch[/variant])`).
+/// Stores an OCI index over `images` (each given as `(image, os/arch[/variant])`).
 pub fn build_index_blob(store: &ContentStore, images: &[(&TestImage, &str)]) -> Digest {
+    build_index_flavored(store, images, MediaFlavor::Oci)
+}
+
+/// Stores an index (OCI) or manifest list (Docker) over `images`.
+pub fn build_index_flavored(
+    store: &ContentStore,
+    images: &[(&TestImage, &str)],
+    flavor: MediaFlavor,
+) -> Digest {
     let descriptors = images
         .iter()
         .map(|(img, platform)| {
@@ -367,7 +389,7 @@ pub fn build_index_blob(store: &ContentStore, images: &[(&TestImage, &str)]) -> 
             d
         })
         .collect();
-    let index = build_index(descriptors, MediaFlavor::Oci).expect("index");
+    let index = build_index(descriptors, flavor).expect("index");
     store
         .write_bytes(&canonical_json(&index).expect("index json"))
         .expect("store index")

@@ -76,6 +76,17 @@ fn rows(img: &ImageRecord, args: &ImagesArgs) -> Vec<Value> {
         .into_iter()
         .filter_map(|r| Some((r.familiar(), r.digest()?.to_string())))
         .collect();
+    names(img)
+        .into_iter()
+        .map(|(repo, tag)| {
+            let digest = digests.get(&repo).map_or(NONE, String::as_str);
+            row(img, &id, &repo, &tag, digest)
+        })
+        .collect()
+}
+
+/// (repository, tag) pairs, sorted; `<none>` twice for a dangling image.
+pub fn names(img: &ImageRecord) -> Vec<(String, String)> {
     let mut names: Vec<(String, String)> = img
         .tags
         .iter()
@@ -86,12 +97,6 @@ fn rows(img: &ImageRecord, args: &ImagesArgs) -> Vec<Value> {
         names.push((NONE.to_owned(), NONE.to_owned()));
     }
     names
-        .into_iter()
-        .map(|(repo, tag)| {
-            let digest = digests.get(&repo).map_or(NONE, String::as_str);
-            row(img, &id, &repo, &tag, digest)
-        })
-        .collect()
 }
 
 /// The fields docker's image formatter offers, in its JSON order.

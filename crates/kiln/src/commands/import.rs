@@ -23,40 +23,41 @@ pub fn run(global: &GlobalArgs, args: &ImportArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|r| Reference::parse(r).with_context(|| format!("invalid reference {r:?}")))
         .collect::<anyhow::Result<_>>()?;
-    let from_stdin = args.file == Path::new("-");
-    let reader: Box<dyn Read> = if from_stdin {
-        Box::new(std::io::stdin().lock())
-    } else {
-        Box::new(
-            File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?,
-        )
-    };
-    let source = if from_stdin {
-        "stdin".to_owned()
-    } else {
-        args.file.display().to_string()
-    };
+    let (reader, source) = open_input(&args.file)?;
     let store = super::store::open(global)?;
     let img = super::store::leased(&store, || {
-        let reference = if args.message.is_some() {
-            None
-        } else {
-            args.reference.as_deref()
-        };
-        let img = kiln_build::import_rootfs(
-            &store,
-            BufReader::with_capacity(IO_BUFFER, reader),
-            reference,
-            &args.changes,
-        )
-        .with_context(|| format!("importing {source}"))?;
-        match &args.message {
-            Some(message) => with_message(&store, &img, message, tags),
-            None => Ok(img),
-        }
+        import(&store, args, reader, tags).with_context(|| format!("importing {source}"))
     })?;
     println!("{}", img.id);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The tarball (`-` is stdin) and the name messages call it by.
+fn open_input(file: &Path) -> anyhow::Result<(Box<dyn Read>, String)> {
+    if file == Path::new("-") {
+        return Ok((Box::new(std::io::stdin().lock()), "stdin".to_owned()));
+    }
+    let reader = File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    Ok((Box::new(reader), file.display().to_string()))
+}
+
+/// With `-m`, the image is imported untagged, then rewritten with the message and tagged.
+fn import(
+    store: &Store,
+    args: &ImportArgs,
+    reader: Box<dyn Read>,
+    tags: Vec<Reference>,
+) -> anyhow::Result<ImageRecord> {
+    let reference = match args.message {
+        Some(_) => None,
+        None => args.reference.as_deref(),
+    };
+    let reader = BufReader::with_capacity(IO_BUFFER, reader);
+    let img = kiln_build::import_rootfs(store, reader, reference, &args.changes)?;
+    match &args.message {
+        Some(message) => with_message(store, &img, message, tags),
+        None => Ok(img),
+    }
 }
 
 /// Rewrites the imported image's config with `-m`'s message (as the config comment and the

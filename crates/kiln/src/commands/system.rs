@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use kiln_image::oci_spec::image::Digest;
 use kiln_store::{CheckReport, ImageFilter, ImageRecord, Store, UsageLine};
 
 use super::{human, table};
@@ -73,42 +74,46 @@ fn active_unpacked(store: &Store, tagged: &[&ImageRecord]) -> anyhow::Result<usi
 
 /// One line per image tag, with the bytes it shares with other images.
 fn verbose_images(store: &Store, images: &[ImageRecord]) -> anyhow::Result<String> {
-    let mut layers = HashMap::new();
-    for img in images {
-        layers.insert(img.id.clone(), store.image_layers(&img.id)?);
-    }
-    let mut users: HashMap<String, usize> = HashMap::new();
-    for l in layers.values().flatten() {
-        *users.entry(l.digest.to_string()).or_default() += 1;
-    }
+    let shared = shared_sizes(store, images)?;
     let mut lines = vec![
         "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE\tSHARED SIZE\tUNIQUE SIZE\tCONTAINERS".to_owned(),
     ];
     for img in images {
-        let shared: u64 = layers[&img.id]
-            .iter()
-            .filter(|l| users[&l.digest.to_string()] > 1)
-            .map(|l| l.size)
-            .sum();
-        let names: Vec<(String, String)> = match img.tags.as_slice() {
-            [] => vec![("<none>".into(), "<none>".into())],
-            tags => tags
-                .iter()
-                .map(|t| (t.familiar(), t.tag().unwrap_or("<none>").to_owned()))
-                .collect(),
-        };
-        for (repo, tag) in names {
+        let shared = shared.get(&img.id).copied().unwrap_or(0);
+        for (repo, tag) in super::images::names(img) {
             lines.push(format!(
                 "{repo}\t{tag}\t{}\t{}\t{}\t{}\t{}\t0",
                 img.short_id(),
                 human::since(img.created.as_deref()),
-                human::size_long(img.size),
-                human::size_long(shared),
-                human::size_long(img.size.saturating_sub(shared)),
+                human::size(img.size),
+                human::size(shared),
+                human::size(img.size.saturating_sub(shared)),
             ));
         }
     }
     Ok(table::render(&lines))
+}
+
+/// Per image, the bytes of its layers that other images use too.
+fn shared_sizes(store: &Store, images: &[ImageRecord]) -> anyhow::Result<HashMap<Digest, u64>> {
+    let mut layers = HashMap::new();
+    for img in images {
+        let list = store
+            .image_layers(&img.id)
+            .with_context(|| format!("listing the layers of {}", img.id))?;
+        layers.insert(img.id.clone(), list);
+    }
+    let mut users: HashMap<&Digest, usize> = HashMap::new();
+    for l in layers.values().flatten() {
+        *users.entry(&l.digest).or_default() += 1;
+    }
+    Ok(layers
+        .iter()
+        .map(|(id, list)| {
+            let shared = list.iter().filter(|l| users[&l.digest] > 1).map(|l| l.size);
+            (id.clone(), shared.sum())
+        })
+        .collect())
 }
 
 /// Exit 1 when something is broken (after `--repair`, when something could not be fixed).
