@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs and starts what kiln's tests and demo need on a fresh Debian 12 machine (idempotent):
 # system packages, a running dockerd (a real client of kiln's output), and the test base rootfs.
+#   scripts/setup.sh [busybox|debian|gcc ...]   (default: all three bases)
 set -euo pipefail
+WANT=("$@")
+[ ${#WANT[@]} -gt 0 ] || WANT=(busybox debian gcc)
 cd "$(dirname "$0")/.."
 
 PACKAGES=(docker.io runc skopeo umoci busybox-static debootstrap docker-registry apache2-utils openssl python3 pkg-config iproute2)
@@ -24,7 +27,10 @@ fi
 # Base rootfs tarballs, made offline by the conformance kit's script and cached across runs.
 BASES=${KILN_TEST_BASES:-/var/cache/kiln-test/bases}
 SHARED=${KILN_SHARED:-$(cd .. && pwd)/shared}
-if [ ! -f "$BASES/busybox.tar" ] || [ ! -f "$BASES/gcc12.tar" ]; then
-  echo "setup: making base rootfs into $BASES (debootstrap: a few minutes, once)"
-  bash "$SHARED/conformance/make-bases.sh" "$BASES" >/dev/null
-fi
+declare -A TARBALL=([busybox]=busybox.tar [debian]=debian-bookworm-minbase.tar [gcc]=gcc12.tar)
+for base in "${WANT[@]}"; do
+  if [ ! -f "$BASES/${TARBALL[$base]}" ]; then
+    echo "setup: making the $base base rootfs into $BASES (debootstrap takes minutes, once)"
+    bash "$SHARED/conformance/make-bases.sh" "$BASES" "$base" >/dev/null
+  fi
+done

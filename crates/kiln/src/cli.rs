@@ -30,6 +30,11 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build an image from a Dockerfile and a context
+    #[command(
+        after_help = "Examples:\n  kiln build -t app:1 .\n  kiln build --target builder -t app:builder .\n  kiln build -f docker/Dockerfile --build-arg VERSION=2 -o type=docker,dest=app.tar .\n  tar -c . | kiln build -t app -\n\nRUN steps run in isolated containers (namespaces, overlayfs); `--network default` gives them the\nhost's network, `--network none` only loopback."
+    )]
+    Build(crate::commands::build::BuildArgs),
     /// Show the stages, what the target needs and in which order, and the ARGs that matter
     #[command(
         after_help = "Examples:\n  kiln outline .\n  kiln outline --target build --format json .\n  kiln outline -f docker/Dockerfile --build-arg VERSION=2 ."
@@ -222,7 +227,7 @@ pub struct ImagesArgs {
     /// Show all images (by default intermediate build-stage images are hidden)
     #[arg(short = 'a', long = "all")]
     pub all: bool,
-    /// Filter: dangling=true|false, label=KEY[=VALUE], label!=..., reference=PATTERN, until=DURATION
+    /// Filter: dangling=true|false, label=KEY[=VALUE], label!=..., reference=PATTERN, until=DURATION, since=IMAGE, before=IMAGE
     #[arg(long = "filter", value_name = "KEY=VALUE")]
     pub filters: Vec<String>,
     /// `table` (default), `json` (one object a line) or a Go template such as '{{.Repository}}:{{.Tag}}'

@@ -434,7 +434,7 @@ fn on_tty(k: &Kiln, args: &str, input: &str) -> (bool, String) {
 }
 
 #[test]
-fn prune_asks_on_a_terminal_and_load_refuses_a_terminal_stdin() {
+fn prune_asks_on_a_terminal_and_load_and_import_refuse_one() {
     let k = Kiln::new();
     let id = import_labelled(&k, "stage=builder");
     let (ok, out) = on_tty(&k, "image prune", "n\n");
@@ -451,6 +451,8 @@ fn prune_asks_on_a_terminal_and_load_refuses_a_terminal_stdin() {
     assert!(ok && out.contains(&format!("deleted: {id}")), "{out}");
     assert_eq!(k.ok(["images", "-a", "-q"]), "");
     let (ok, out) = on_tty(&k, "load", "");
+    assert!(!ok && out.contains("stdin is a terminal"), "{out}");
+    let (ok, out) = on_tty(&k, "import -", "");
     assert!(!ok && out.contains("stdin is a terminal"), "{out}");
 }
 
@@ -474,5 +476,66 @@ fn load_over_an_existing_name_says_the_old_image_lost_it() {
     assert_eq!(
         dst.ok(["images", "-q", "--no-trunc", "--filter", "dangling=true"]),
         format!("{old_id}\n")
+    );
+}
+
+#[test]
+fn gzip_archives_and_tarballs_are_read_from_stdin() {
+    let k = Kiln::new();
+    let plain = k.import_busybox("lab/busybox:1");
+    let dir = tempfile::tempdir().unwrap();
+    let rootfs_gz = dir.path().join("rootfs.tar.gz");
+    sh(&format!(
+        "gzip -c '{BUSYBOX_TAR}' > '{}'",
+        rootfs_gz.display()
+    ));
+    let out = k
+        .cmd(["import", "-", "gz:1"])
+        .pipe_stdin(&rootfs_gz)
+        .unwrap()
+        .output()
+        .unwrap();
+    cli_store_util::assert_success(&out);
+    let layers = |image: &str| k.inspect(image)["RootFS"]["Layers"].clone();
+    assert_eq!(
+        layers("gz:1"),
+        layers(&plain),
+        "same diff ID as the plain tarball"
+    );
+
+    let archive_gz = dir.path().join("image.tar.gz");
+    let kiln = env!("CARGO_BIN_EXE_kiln");
+    sh(&format!(
+        "{kiln} --root '{}' save gz:1 | gzip > '{}'",
+        k.path().display(),
+        archive_gz.display()
+    ));
+    let dst = Kiln::new();
+    let loaded = dst
+        .cmd(["image", "load"])
+        .pipe_stdin(&archive_gz)
+        .unwrap()
+        .output()
+        .unwrap();
+    cli_store_util::assert_success(&loaded);
+    assert_eq!(
+        String::from_utf8_lossy(&loaded.stdout),
+        "Loaded image: gz:1\n"
+    );
+    assert_eq!(dst.inspect("gz:1")["Id"], k.inspect("gz:1")["Id"]);
+}
+
+#[test]
+fn images_since_and_before_compare_creation_times() {
+    let k = Kiln::new();
+    let first = k.import_busybox("first:1");
+    let second = k.import_busybox("second:1");
+    let ids = |filter: &str| k.ok(["images", "-q", "--no-trunc", "--filter", filter]);
+    assert_eq!(ids("since=first:1"), format!("{second}\n"));
+    assert_eq!(ids("before=second:1"), format!("{first}\n"));
+    let err = k.fails(["images", "--filter", "since=nope:1"]);
+    assert!(
+        err.contains("filter since=nope:1: No such image: nope:1"),
+        "{err}"
     );
 }

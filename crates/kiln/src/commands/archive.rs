@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow, bail};
 use kiln_export::{ExportImage, ImportedImage};
 use kiln_image::Reference;
-use kiln_store::{ImageRecord, PutImage, Store};
+use kiln_store::{ImageRecord, Lease, PutImage, Store};
 
 use crate::cli::{ArchiveFormat, GlobalArgs, LoadArgs, SaveArgs};
 
@@ -27,12 +27,17 @@ pub fn load(global: &GlobalArgs, args: &LoadArgs) -> anyhow::Result<ExitCode> {
         None => "stdin".to_owned(),
     };
     let store = super::store::open(global)?;
-    let loaded = super::store::leased(&store, || {
+    let loaded = super::store::leased(&store, |_| {
         let images = read_archive(&store, args.input.as_deref())
             .with_context(|| format!("loading images from {source}"))?;
-        images
+        // Every name is checked before any image is recorded.
+        let named = images
             .iter()
-            .map(|img| record(&store, img))
+            .map(|img| Ok((img, image_names(img)?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        named
+            .into_iter()
+            .map(|(img, tags)| record(&store, img, tags))
             .collect::<anyhow::Result<Vec<_>>>()
     })?;
     for (img, tags) in loaded {
@@ -64,9 +69,12 @@ fn read_archive(store: &Store, input: Option<&Path>) -> anyhow::Result<Vec<Impor
     Ok(images)
 }
 
-/// Records an imported image and its names (checked before anything is recorded).
-fn record(store: &Store, img: &ImportedImage) -> anyhow::Result<(ImageRecord, Vec<Reference>)> {
-    let tags = image_names(img)?;
+/// Records an imported image under its names.
+fn record(
+    store: &Store,
+    img: &ImportedImage,
+    tags: Vec<Reference>,
+) -> anyhow::Result<(ImageRecord, Vec<Reference>)> {
     let replaced = taken_by_others(store, &tags, img);
     let record = store
         .put_image(&PutImage {
@@ -116,34 +124,47 @@ pub fn save(global: &GlobalArgs, args: &SaveArgs) -> anyhow::Result<ExitCode> {
         bail!("refusing to write an image archive to a terminal: use -o FILE or redirect stdout");
     }
     let store = super::store::open(global)?;
-    let images = plan(&store, &args.images)?;
+    super::store::leased(&store, |lease| {
+        let images = plan(&store, lease, &args.images)?;
+        write_archive(&store, args, output, &images)
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_archive(
+    store: &Store,
+    args: &SaveArgs,
+    output: Option<&Path>,
+    images: &[ExportImage],
+) -> anyhow::Result<()> {
     let write = |out: &mut dyn Write| -> anyhow::Result<()> {
         match args.format {
             ArchiveFormat::Docker => {
-                kiln_export::export_docker_archive(store.content(), &images, &mut *out)
+                kiln_export::export_docker_archive(store.content(), images, &mut *out)
             }
             ArchiveFormat::Oci => {
-                kiln_export::export_oci_archive(store.content(), &images, &mut *out)
+                kiln_export::export_oci_archive(store.content(), images, &mut *out)
             }
         }
         .with_context(|| format!("saving {}", args.images.join(", ")))?;
         out.flush().context("writing the archive")
     };
     match output {
-        Some(path) => write_file(path, write)?,
+        Some(path) => write_file(path, write),
         None => write(&mut BufWriter::with_capacity(
             IO_BUFFER,
             std::io::stdout().lock(),
-        ))?,
+        )),
     }
-    Ok(ExitCode::SUCCESS)
 }
 
-/// The images to save, with the tags each argument names (none when named by ID).
-fn plan(store: &Store, names: &[String]) -> anyhow::Result<Vec<ExportImage>> {
+/// The images to save, with the tags each argument names (none when named by ID); their blobs
+/// are protected from a concurrent `rmi` or prune until the archive is written.
+fn plan(store: &Store, lease: &Lease, names: &[String]) -> anyhow::Result<Vec<ExportImage>> {
     let mut images: Vec<ExportImage> = Vec::new();
     for name in names {
         let img = store.resolve(name)?;
+        protect(store, lease, &img).with_context(|| format!("saving {name}"))?;
         let tags = tags_named(&img, name);
         match images
             .iter_mut()
@@ -163,6 +184,15 @@ fn plan(store: &Store, names: &[String]) -> anyhow::Result<Vec<ExportImage>> {
         }
     }
     Ok(images)
+}
+
+fn protect(store: &Store, lease: &Lease, img: &ImageRecord) -> anyhow::Result<()> {
+    lease.protect_blob(&img.manifest_digest)?;
+    lease.protect_blob(&img.id)?;
+    for layer in store.image_layers(&img.id)? {
+        lease.protect_blob(&layer.digest)?;
+    }
+    Ok(())
 }
 
 /// `name:tag` names one tag; a bare repository name every tag of that repository.

@@ -98,3 +98,28 @@ fn steps(config: &Value, layer_sizes: &[u64]) -> Vec<Step> {
     steps.reverse();
     steps
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn empty_layer_steps_take_no_layer() {
+        let config = json!({"history": [
+            {"created_by": "ADD rootfs /"},
+            {"created_by": "CMD [\"sh\"]", "empty_layer": true},
+            {"created_by": "RUN make", "comment": "buildkit.dockerfile.v0"},
+        ]});
+        let steps = steps(&config, &[10, 20]);
+        let got: Vec<(&str, u64)> = steps
+            .iter()
+            .map(|s| (s.created_by.as_str(), s.size))
+            .collect();
+        assert_eq!(
+            got,
+            [("RUN make", 20), ("CMD [\"sh\"]", 0), ("ADD rootfs /", 10)]
+        );
+        assert_eq!(steps[0].comment, "buildkit.dockerfile.v0");
+    }
+}

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use kiln_store::{ImageFilter, ImageRecord};
+use chrono::{DateTime, Utc};
+use kiln_store::{ImageFilter, ImageRecord, Store};
 use serde_json::{Value, json};
 
 use super::human;
@@ -15,14 +16,61 @@ use crate::cli::{GlobalArgs, ImagesArgs};
 const NONE: &str = "<none>";
 
 pub fn run(global: &GlobalArgs, args: &ImagesArgs) -> anyhow::Result<ExitCode> {
-    let mut filters = args.filters.clone();
+    let (relative, mut filters): (Vec<String>, Vec<String>) = args
+        .filters
+        .iter()
+        .cloned()
+        .partition(|f| f.starts_with("since=") || f.starts_with("before="));
     filters.extend(args.reference.iter().map(|r| format!("reference={r}")));
     let filter = ImageFilter::parse(args.all, &filters)?;
     let store = super::store::open(global)?;
-    let images = store.list_images(&filter).context("listing images")?;
+    let bounds = relative
+        .iter()
+        .map(|f| bound(&store, f))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut images = store.list_images(&filter).context("listing images")?;
+    images.retain(|img| bounds.iter().all(|b| b.keeps(img)));
     let rows: Vec<Value> = images.iter().flat_map(|img| rows(img, args)).collect();
     print!("{}", render(args, &rows)?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `since=IMAGE` / `before=IMAGE`: images created after / before the named one.
+struct Bound {
+    since: bool,
+    at: DateTime<Utc>,
+}
+
+impl Bound {
+    fn keeps(&self, img: &ImageRecord) -> bool {
+        let at = created_at(img);
+        if self.since {
+            at > self.at
+        } else {
+            at < self.at
+        }
+    }
+}
+
+fn bound(store: &Store, filter: &str) -> anyhow::Result<Bound> {
+    let (key, name) = filter.split_once('=').unwrap_or((filter, ""));
+    let img = store
+        .resolve(name)
+        .with_context(|| format!("filter {filter}"))?;
+    Ok(Bound {
+        since: key == "since",
+        at: created_at(&img),
+    })
+}
+
+/// Config `created`, else when the image was stored.
+fn created_at(img: &ImageRecord) -> DateTime<Utc> {
+    img.created
+        .as_deref()
+        .and_then(|c| DateTime::parse_from_rfc3339(c).ok())
+        .map(|t| t.to_utc())
+        .or_else(|| DateTime::from_timestamp(img.stored_at, 0))
+        .unwrap_or_default()
 }
 
 /// The output for `--format`, `-q` and `--digests`.

@@ -1,11 +1,11 @@
 //! `kiln import`: a rootfs tarball becomes a one-layer image, as `docker import` makes it.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, IsTerminal, Read};
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use kiln_image::{Reference, canonical_json};
 use kiln_store::{ImageRecord, PutImage, Store};
 use serde_json::{Value, json};
@@ -25,7 +25,7 @@ pub fn run(global: &GlobalArgs, args: &ImportArgs) -> anyhow::Result<ExitCode> {
         .collect::<anyhow::Result<_>>()?;
     let (reader, source) = open_input(&args.file)?;
     let store = super::store::open(global)?;
-    let img = super::store::leased(&store, || {
+    let img = super::store::leased(&store, |_| {
         import(&store, args, reader, tags).with_context(|| format!("importing {source}"))
     })?;
     println!("{}", img.id);
@@ -35,6 +35,9 @@ pub fn run(global: &GlobalArgs, args: &ImportArgs) -> anyhow::Result<ExitCode> {
 /// The tarball (`-` is stdin) and the name messages call it by.
 fn open_input(file: &Path) -> anyhow::Result<(Box<dyn Read>, String)> {
     if file == Path::new("-") {
+        if std::io::stdin().is_terminal() {
+            bail!("requested import from stdin, but stdin is a terminal: redirect a tarball to it");
+        }
         return Ok((Box::new(std::io::stdin().lock()), "stdin".to_owned()));
     }
     let reader = File::open(file).with_context(|| format!("opening {}", file.display()))?;

@@ -1,6 +1,7 @@
 //! One module per command; each turns parsed arguments into library calls and prints results.
 
 mod archive;
+pub mod build;
 mod frontend;
 mod history;
 mod human;
@@ -24,6 +25,7 @@ use crate::cli::{Cli, Command, ImageCommand, SystemCommand};
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = &cli.global;
     match &cli.command {
+        Command::Build(args) => build::run(global, args),
         Command::Outline(args) => outline::run(args),
         Command::Lint(args) => lint::run(args),
         Command::Import(args) => import::run(global, args),

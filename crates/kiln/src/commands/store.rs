@@ -4,7 +4,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::Context;
-use kiln_store::Store;
+use kiln_store::{Lease, Store};
 
 use crate::cli::GlobalArgs;
 
@@ -21,7 +21,10 @@ pub fn open(global: &GlobalArgs) -> anyhow::Result<Store> {
 
 /// Runs `work` under a GC lease renewed in the background, so a concurrent prune or GC keeps
 /// the blobs it writes before they belong to an image.
-pub fn leased<T>(store: &Store, work: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+pub fn leased<T>(
+    store: &Store,
+    work: impl FnOnce(&Lease) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let lease = store
         .lease(LEASE_TTL)
         .context("taking a GC lease on the store")?;
@@ -35,7 +38,7 @@ pub fn leased<T>(store: &Store, work: impl FnOnce() -> anyhow::Result<T>) -> any
                 }
             }
         });
-        let out = work();
+        let out = work(renewing);
         drop(stop);
         let _ = renewer.join();
         out
