@@ -48,17 +48,12 @@ impl Dest {
 
 /// Lexical cleaning of an absolute path; `..` stops at `/`.
 pub(crate) fn clean_parts(path: &str) -> Vec<String> {
-    let mut parts: Vec<String> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            name => parts.push(name.to_owned()),
-        }
-    }
-    parts
+    // Rooted so `..` can never climb above the root, as inside a container.
+    kiln_context::clean(&format!("/{path}"))
+        .split('/')
+        .filter(|part| !part.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Creates the WORKDIR `path` inside `root` as BuildKit does: missing
