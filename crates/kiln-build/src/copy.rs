@@ -1,9 +1,10 @@
 //! COPY and ADD through `kiln-fileop`: sources from the context (with `.dockerignore`) or from
 //! a stage's or image's files, heredoc files, BuildKit's destination and ownership rules.
 
-use kiln_dockerfile::instructions::{Add, Copy, Source};
+use kiln_dockerfile::instructions::{Add, Copy, Source, Transfer};
 use kiln_fileop::{CopyRequest, Kind, MkfileRequest};
 
+use crate::cache::{KeyBuilder, source_id};
 use crate::error::Result;
 use crate::metadata;
 use crate::mounts::SourceView;
@@ -57,8 +58,9 @@ pub(crate) fn copy(st: &mut StageRun<'_, '_>, op: Op<'_>) -> Result<()> {
     let exclude: Vec<String> = t.excludes.iter().map(|e| e.value.clone()).collect();
     st.step(text, |run, _| {
         let shared = run.shared;
-        let view = SourceView::open(shared, source)?;
-        run.fs_step(history, |rootfs| {
+        let key = key(run, op, source, &kind, &workdir)?;
+        run.fs_step(key, history, |rootfs| {
+            let view = SourceView::open(shared, source)?;
             for inline in &t.inline_sources {
                 kiln_fileop::mkfile(&MkfileRequest {
                     dest_root: rootfs,
@@ -93,6 +95,49 @@ pub(crate) fn copy(st: &mut StageRun<'_, '_>, op: Op<'_>) -> Result<()> {
             Ok(())
         })
     })
+}
+
+/// The step's cache key (see [`crate::cache`]); `None` when a source is remote or cannot be
+/// selected, so the step runs (and reports the error, if any).
+fn key(
+    run: &StageRun<'_, '_>,
+    op: Op<'_>,
+    source: Option<&Source>,
+    kind: &Kind,
+    workdir: &str,
+) -> Result<Option<String>> {
+    let (keyword, t, parents, keep_git_dir): (_, &Transfer, _, _) = match op {
+        Op::Copy(c) => ("copy", &c.transfer, c.parents, false),
+        Op::Add(a) => ("add", &a.transfer, false, a.keep_git_dir),
+    };
+    let sources: Vec<String> = t.sources.iter().map(|s| s.value.clone()).collect();
+    if sources.iter().any(|s| s.contains("://")) {
+        return Ok(None);
+    }
+    let Some(id) = source_id(run.shared, source, &sources)? else {
+        return Ok(None);
+    };
+    let inline: Vec<&str> = t
+        .inline_sources
+        .iter()
+        .flat_map(|i| [i.path.as_str(), i.content.as_str()])
+        .collect();
+    let excludes: Vec<&str> = t.excludes.iter().map(|e| e.value.as_str()).collect();
+    let mut k = KeyBuilder::new(&run.key, keyword);
+    k.list(&sources)
+        .list(&inline)
+        .field(&t.dest.value)
+        .field(workdir)
+        .field(t.chown.as_ref().map_or("", |c| c.value.as_str()))
+        .field(&format!("{:?}", t.chmod.as_ref().map(|c| &c.value)))
+        .field(&format!(
+            "link={} parents={parents} git={keep_git_dir}",
+            t.link
+        ))
+        .list(&excludes)
+        .field(&format!("{kind:?}"))
+        .field(&id);
+    Ok(Some(k.finish()))
 }
 
 /// `--from=<stage or image> ` for the progress line; empty for the context.

@@ -14,7 +14,9 @@ use kiln_plan::StageGraph;
 use kiln_snapshot::Snapshotter;
 use kiln_store::Store;
 
+use crate::cache::ContextSums;
 use crate::error::{BuildError, Result};
+use crate::fetch::BaseLoader;
 use crate::layers::{BaseImage, LayerCache};
 use crate::progress::{BuildSummary, Progress, StageSize};
 use crate::stage::{StageOutput, run_stage};
@@ -40,6 +42,8 @@ pub(crate) struct Shared<'a> {
     pub executor: Box<dyn Executor>,
     pub context: Context,
     pub layers: LayerCache<'a>,
+    /// Checksums of context sources for cache keys.
+    pub sums: ContextSums,
     progress: Mutex<&'a mut dyn Progress>,
     next_step: AtomicUsize,
     results: Mutex<Vec<Option<Arc<StageOutput>>>>,
@@ -96,14 +100,18 @@ pub fn build(
         executor: executor(&req.runtime, scratch.path().join("exec")),
         context: Context::dir(&req.context, matcher)?,
         layers: LayerCache::new(store),
+        sums: ContextSums::open(store.root(), &req.context)?,
         progress: Mutex::new(progress),
         next_step: AtomicUsize::new(0),
         results: Mutex::new(vec![None; stage_count]),
         cache_locks: Mutex::new(HashMap::new()),
     };
-    for wave in &waves {
-        run_wave(&shared, wave)?;
+    let outcome = waves.iter().try_for_each(|wave| run_wave(&shared, wave));
+    // Checksums computed before a failure are still valid: keep them either way.
+    if let Err(e) = shared.sums.save() {
+        shared.progress(|p| p.warning(&format!("saving the context hash cache: {e}")));
     }
+    outcome?;
     let result = finish(&shared)?;
     lease.release()?;
     Ok(result)
@@ -153,27 +161,30 @@ fn plan(store: &Store, req: &BuildRequest) -> Result<Plan> {
     };
     let first = expand(&opts)?;
     let target = first.target(req.target.as_deref()).map_err(render)?;
-    opts.image_env = base_envs(store, &first, &StageGraph::new(&first)?, target)?;
+    opts.image_env = base_envs(store, req, &first, &StageGraph::new(&first)?, target)?;
     let df = expand(&opts)?;
     let waves = StageGraph::new(&df)?.waves(target)?;
     Ok((df, target, waves, opts.image_env))
 }
 
 /// The ENV of each base image the needed stages start from. Every image they read (bases and
-/// `--from` images) must be in the store: a missing one fails the build before any step runs.
+/// `--from` images) must be in the store, or be fetched into it by the request's fetcher: a
+/// missing one fails the build before any step runs.
 fn base_envs(
     store: &Store,
+    req: &BuildRequest,
     df: &Dockerfile,
     graph: &StageGraph,
     target: usize,
 ) -> Result<ImageEnv> {
     let mut envs = BTreeMap::new();
+    let mut loader = BaseLoader::new(store, req);
     for i in graph.needed(target)? {
         let (Some(stage), Some(node)) = (df.stages.get(i), graph.nodes.get(i)) else {
             continue;
         };
         for name in &node.images {
-            let image = BaseImage::load(store, name)?;
+            let image = loader.load(name)?;
             if stage.base == Base::Image(name.clone()) {
                 envs.insert(name.clone(), env_pairs(&image));
             }

@@ -22,6 +22,15 @@ pub enum BuildError {
     /// A `FROM` or `--from` image is not in the local store.
     #[error("{0}: image not found in the store: import or load it first")]
     ImageNotFound(String),
+    /// A `FROM` or `--from` image is not in the local store (or `--pull` asked for a fresh
+    /// copy) and fetching it from its registry failed.
+    #[error("{image}: image not found in the store, and pulling it failed: {error}")]
+    PullFailed {
+        /// The image as the Dockerfile names it.
+        image: String,
+        /// The registry's error.
+        error: String,
+    },
     /// A RUN step's process exited non-zero.
     #[error(
         "process \"{command}\" did not complete successfully: exit code: {code}{}",

@@ -5,6 +5,9 @@
 //! stages at the same time. Each filesystem step (RUN, COPY, ADD, WORKDIR) runs on an overlay
 //! snapshot of the layers so far; its upper directory becomes the next layer, written once as a
 //! blob and kept unpacked for the steps after it. Metadata instructions only edit the config.
+//! Layer-making steps are content-addressed in the step cache (keys and records: see the
+//! `cache` module): an unchanged step reuses its recorded layer instead of running, so an
+//! unchanged rebuild runs nothing and yields the same image ID.
 //! [`import_rootfs`] makes base images from rootfs tarballs, like `docker import`.
 //!
 //! ```no_run
@@ -24,9 +27,11 @@
 //! # }
 //! ```
 
+mod cache;
 mod copy;
 mod engine;
 mod error;
+mod fetch;
 mod import;
 mod layers;
 mod metadata;
@@ -37,9 +42,11 @@ mod stage;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use engine::build;
 pub use error::{BuildError, Result};
+pub use fetch::{FetchError, ImageFetcher};
 pub use import::import_rootfs;
 pub use kiln_executor::Network;
 pub use metadata::DEFAULT_SHELL;
@@ -92,14 +99,20 @@ pub struct BuildRequest {
     pub tags: Vec<String>,
     /// `--label` values, added to the final image's config.
     pub labels: BTreeMap<String, String>,
-    /// `--no-cache`. Every step runs today (the step cache is not implemented yet).
+    /// `--no-cache`: run every step (results are still recorded for later builds).
     pub no_cache: bool,
+    /// `--no-cache-filter`: stages (by name, or `stage-N`) whose steps all run.
+    pub no_cache_filter: Vec<String>,
     /// Stages run at the same time at most; 0 means no limit.
     pub jobs: usize,
     /// Network of RUN steps without `--network`.
     pub network: Network,
     /// Runtime for RUN steps.
     pub runtime: Runtime,
+    /// `--pull`: fetch every FROM / `--from` image through `fetcher`, even those in the store.
+    pub pull: bool,
+    /// Fetches FROM / `--from` images the store lacks before any step runs; `None`: store only.
+    pub fetcher: Option<Arc<dyn ImageFetcher>>,
 }
 
 /// A stage built on the way to the target, stored as an intermediate image.

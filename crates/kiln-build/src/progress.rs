@@ -1,5 +1,6 @@
 //! Build progress: the events a build reports, and a plain-text renderer in BuildKit's
-//! `--progress=plain` style (`#N [stage 2/5] RUN …`, output under the header, `#N DONE 0.4s`).
+//! `--progress=plain` style (`#N [stage 2/5] RUN …`, output under the header, `#N DONE 0.4s`,
+//! `#N CACHED` for a step served by the step cache).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -34,6 +35,8 @@ impl StepInfo {
 pub enum StepOutcome {
     /// The step completed.
     Done,
+    /// The step's result came from the step cache: nothing ran (BuildKit's `CACHED`).
+    Cached,
     /// The step failed; the message is the build's error.
     Failed(String),
 }
@@ -152,6 +155,7 @@ impl<W: Write + Send> Progress for PlainProgress<W> {
         let elapsed = seconds(state.started.elapsed());
         let _ = match outcome {
             StepOutcome::Done => writeln!(self.out, "#{step} DONE {elapsed}"),
+            StepOutcome::Cached => writeln!(self.out, "#{step} CACHED"),
             StepOutcome::Failed(message) => {
                 writeln!(self.out, "#{step} ERROR {elapsed}: {message}")
             }
@@ -247,6 +251,22 @@ mod tests {
             size_lines(&s)[1],
             "builder 325 MB → final 0.9 MB, 99.7% smaller"
         );
+    }
+
+    #[test]
+    fn cached_steps_print_cached() {
+        let mut p = PlainProgress::new(Vec::new());
+        let step = StepInfo {
+            id: 7,
+            stage: "builder".into(),
+            index: 3,
+            total: 4,
+            text: "RUN make".into(),
+        };
+        p.step_started(&step);
+        p.step_finished(7, &StepOutcome::Cached);
+        let text = String::from_utf8(p.into_inner()).unwrap();
+        assert_eq!(text, "#7 [builder 3/4] RUN make\n#7 CACHED\n");
     }
 
     #[test]

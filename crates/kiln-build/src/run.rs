@@ -1,10 +1,13 @@
 //! RUN: the command in a container on the step's snapshot, with the stage's environment, user,
 //! working directory, network and mounts.
 
-use kiln_dockerfile::instructions::{CommandLine, Form, NetworkMode, Run, SecurityMode};
+use kiln_dockerfile::instructions::{
+    CommandLine, Form, Mount, MountType, NetworkMode, Run, SecurityMode,
+};
 use kiln_dockerfile::stages::Expanded;
 use kiln_executor::{MountSpec, Network, RunSpec, StepIo, Stream};
 
+use crate::cache::{KeyBuilder, source_id};
 use crate::engine::Shared;
 use crate::error::{BuildError, Result, io_err};
 use crate::metadata;
@@ -49,9 +52,20 @@ pub(crate) fn run(st: &mut StageRun<'_, '_>, ex: &Expanded, r: &Run) -> Result<(
             .join(" "),
         Form::Exec => format!("{args:?}"),
     };
+    let spec = KeySpec {
+        args: &args,
+        script: script.as_ref(),
+        env: &env,
+        user: &user,
+        cwd: &cwd,
+        network,
+        mounts: &mounts,
+    };
+    let security = format!("{:?}", r.security.as_ref().map(|s| s.value));
     st.step(format!("RUN {shown}"), |run, step| {
         let shared = run.shared;
-        run.fs_step(created_by, |rootfs| {
+        let key = key(run, &spec, &security)?;
+        run.fs_step(key, created_by, |rootfs| {
             let prepared = crate::mounts::prepare(shared, &mounts, &cwd)?;
             let mut specs = prepared.specs.clone();
             let script_dir = shared.store.tmp_dir()?;
@@ -59,8 +73,8 @@ pub(crate) fn run(st: &mut StageRun<'_, '_>, ex: &Expanded, r: &Run) -> Result<(
                 specs.push(script_mount(script_dir.path(), name, body)?);
             }
             let spec = RunSpec {
-                env,
-                cwd,
+                env: env.clone(),
+                cwd: cwd.clone(),
                 user: kiln_executor::resolve_user(rootfs, &user)?,
                 network,
                 mounts: specs,
@@ -83,6 +97,43 @@ pub(crate) fn run(st: &mut StageRun<'_, '_>, ex: &Expanded, r: &Run) -> Result<(
             })
         })
     })
+}
+
+/// What a RUN's cache key covers besides its parent (see [`crate::cache`]).
+struct KeySpec<'a> {
+    args: &'a [String],
+    script: Option<&'a Script>,
+    env: &'a [String],
+    user: &'a str,
+    cwd: &'a str,
+    network: Network,
+    mounts: &'a [Mount],
+}
+
+/// The RUN's key; `None` when a bind mount's source cannot be identified (it then runs).
+fn key(st: &StageRun<'_, '_>, spec: &KeySpec<'_>, security: &str) -> Result<Option<String>> {
+    let mut k = KeyBuilder::new(&st.key, "run");
+    k.list(spec.args)
+        .list(
+            &spec
+                .script
+                .map_or_else(Vec::new, |(n, b)| vec![n.as_str(), b.as_str()]),
+        )
+        .list(spec.env)
+        .field(spec.user)
+        .field(spec.cwd)
+        .field(&format!("{:?}", spec.network))
+        .field(security);
+    let mounts: Vec<String> = spec.mounts.iter().map(|m| format!("{m:?}")).collect();
+    k.list(&mounts);
+    for m in spec.mounts.iter().filter(|m| m.kind == MountType::Bind) {
+        let path = m.source.clone().unwrap_or_else(|| "/".into());
+        let Some(id) = source_id(st.shared, m.source_ref.as_ref(), &[path])? else {
+            return Ok(None);
+        };
+        k.field(&id);
+    }
+    Ok(Some(k.finish()))
 }
 
 /// Where a shebang heredoc's script is mounted (BuildKit's path).

@@ -1,5 +1,15 @@
 //! One stage: its base (scratch, an image, an earlier stage), ONBUILD triggers, then each
 //! instruction in order; the result is stored as an image.
+//!
+//! Layer-making steps go through the step cache (see [`crate::cache`]): a step whose key has a
+//! record reuses the recorded layer and history entry instead of running.
+//!
+//! Timestamps are derived, not sampled, wherever a step did not run, so that a fully cached
+//! rebuild yields a byte-identical config (the same image ID): a reused layer keeps the
+//! `created` it was recorded with; a metadata instruction's history entry takes the `created`
+//! of the newest layer below it (the base image's `created` before any, the Unix epoch on
+//! `scratch`); and the image's `created` is that of its newest layer. A fully cached build thus
+//! reproduces the previous result, as BuildKit does.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -7,8 +17,9 @@ use std::path::{Path, PathBuf};
 use kiln_dockerfile::instructions::Instruction;
 use kiln_dockerfile::stages::{Base, Expanded, Stage, StageOptions};
 use kiln_image::{ImageBuilder, MediaFlavor, Reference, history_entry};
-use kiln_store::{ImageRecord, StageRef};
+use kiln_store::{CacheRecord, ImageRecord, StageRef};
 
+use crate::cache::{KeyBuilder, SCRATCH_ROOT};
 use crate::copy::Op;
 use crate::engine::Shared;
 use crate::error::{BuildError, Result};
@@ -24,7 +35,23 @@ pub(crate) struct StageOutput {
     /// Unpacked layers in overlay form, bottom first.
     pub lowers: Vec<PathBuf>,
     pub record: ImageRecord,
+    /// The stage's final cache key: what `FROM <stage>` and `--from=<stage>` key on.
+    pub key: String,
+    /// The `created` of its newest layer (see the module docs).
+    pub clock: Option<String>,
 }
+
+/// How a step got its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ran {
+    /// It ran.
+    Executed,
+    /// The step cache had it.
+    Cached,
+}
+
+/// `created` of history entries and configs when nothing older is known (`FROM scratch`).
+const EPOCH: &str = "1970-01-01T00:00:00Z";
 
 /// A stage being built.
 pub(crate) struct StageRun<'s, 'a> {
@@ -35,6 +62,16 @@ pub(crate) struct StageRun<'s, 'a> {
     pub builder: ImageBuilder,
     pub lowers: Vec<PathBuf>,
     meta: MetaState,
+    /// Cache key of the last layer-making step (the stage's root before any).
+    pub key: String,
+    /// Whether steps may be served from the cache (not under `--no-cache`/`--no-cache-filter`).
+    pub use_cache: bool,
+    /// `created` of the newest layer so far; `None` on scratch before the first one.
+    pub clock: Option<String>,
+    /// The step being run, as the progress shows it; cache records name it.
+    pub step_text: String,
+    /// Cache records this stage wrote or used, relabelled with the final labels at its end.
+    pub records: Vec<CacheRecord>,
 }
 
 /// Builds stage `index` and stores its image.
@@ -92,14 +129,21 @@ impl<'s, 'a> StageRun<'s, 'a> {
                 .iter()
                 .filter(|e| is_fs_step(&e.command.instruction))
                 .count();
+        let name = stage.display_name();
+        let (key, clock) = root(shared, stage, base.as_ref())?;
         let mut run = Self {
             shared,
-            name: stage.display_name(),
+            use_cache: use_cache(shared, &name),
+            name,
             position: 0,
             total: fs_steps + 1,
             builder,
             lowers: Vec::new(),
             meta: MetaState::default(),
+            key,
+            clock,
+            step_text: String::new(),
+            records: Vec::new(),
         };
         let text = format!("FROM {}", from_text(stage));
         run.step(text, |run, _| {
@@ -108,18 +152,23 @@ impl<'s, 'a> StageRun<'s, 'a> {
                 (_, Some(image)) => shared.layers.lowers(&image.layers)?,
                 _ => Vec::new(),
             };
-            Ok(())
+            // Like BuildKit, a base already at hand counts as cached.
+            Ok(if run.use_cache {
+                Ran::Cached
+            } else {
+                Ran::Executed
+            })
         })?;
         run.onbuild_triggers()?;
         Ok(run)
     }
 
-    /// Runs a progress step around `f`, reporting its start and outcome.
-    pub fn step<T>(
+    /// Runs a progress step around `f`, reporting its start and outcome (cached or not).
+    pub fn step(
         &mut self,
         text: String,
-        f: impl FnOnce(&mut Self, usize) -> Result<T>,
-    ) -> Result<T> {
+        f: impl FnOnce(&mut Self, usize) -> Result<Ran>,
+    ) -> Result<()> {
         self.position += 1;
         self.total = self.total.max(self.position);
         let info = StepInfo {
@@ -130,13 +179,20 @@ impl<'s, 'a> StageRun<'s, 'a> {
             text,
         };
         self.shared.progress(|p| p.step_started(&info));
+        self.step_text = info.text;
         let result = f(self, info.id);
         let outcome = match &result {
-            Ok(_) => StepOutcome::Done,
+            Ok(Ran::Executed) => StepOutcome::Done,
+            Ok(Ran::Cached) => StepOutcome::Cached,
             Err(e) => StepOutcome::Failed(e.to_string()),
         };
         self.shared.progress(|p| p.step_finished(info.id, &outcome));
-        result
+        result.map(drop)
+    }
+
+    /// `created` for an entry that ran no step: the newest layer's (see the module docs).
+    pub fn derived_time(&self) -> String {
+        self.clock.clone().unwrap_or_else(|| EPOCH.to_string())
     }
 
     /// Applies one instruction.
@@ -151,7 +207,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
                 let config = self.builder.config_mut();
                 match metadata::apply(config, &mut self.meta, other)? {
                     Applied::History(text) => {
-                        let entry = history_entry(&text, Some(&crate::now()), true);
+                        let entry = history_entry(&text, Some(&self.derived_time()), true);
                         self.builder.add_empty_layer(entry);
                         Ok(())
                     }
@@ -173,7 +229,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
             c.set_working_dir(Some(dir.clone()));
         });
         if dir == "/" {
-            let entry = history_entry(&format!("WORKDIR {dir}"), Some(&crate::now()), true);
+            let entry = history_entry(&format!("WORKDIR {dir}"), Some(&self.derived_time()), true);
             self.builder.add_empty_layer(entry);
             return Ok(());
         }
@@ -183,7 +239,9 @@ impl<'s, 'a> StageRun<'s, 'a> {
             .filter(|u| !u.is_empty());
         let history = format!("WORKDIR {dir}");
         self.step(history.clone(), |run, _| {
-            run.fs_step(history, |rootfs| {
+            let mut key = KeyBuilder::new(&run.key, "workdir");
+            key.field(&dir).field(user.as_deref().unwrap_or_default());
+            run.fs_step(Some(key.finish()), history, |rootfs| {
                 let owner = match &user {
                     Some(u) => kiln_fileop::resolve_chown(rootfs, u)?,
                     None => kiln_fileop::Owner::ROOT,
@@ -194,13 +252,42 @@ impl<'s, 'a> StageRun<'s, 'a> {
         })
     }
 
-    /// Runs `work` on a snapshot of the current layers and commits its changes as a layer with
-    /// history `created_by`. Mounts and temp dirs are released on every path.
+    /// A layer-making step: served from the cache under `key` when it can be, else `work` runs
+    /// on a snapshot of the current layers and its changes become a layer with history
+    /// `created_by`, recorded under `key`. Without a key (inputs that cannot be identified) the
+    /// step always runs and later keys chain on the layer it produced.
     pub fn fs_step(
+        &mut self,
+        key: Option<String>,
+        created_by: String,
+        work: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<Ran> {
+        if let Some(hit) = self.cached(key.as_deref())? {
+            self.reuse(hit, &created_by);
+            return Ok(Ran::Cached);
+        }
+        let (layer, created) = self.fresh_layer(created_by, work)?;
+        self.key = match key {
+            Some(key) => {
+                self.record(&key, &layer, created)?;
+                key
+            }
+            None => {
+                let mut k = KeyBuilder::new(&self.key, "content");
+                k.field(layer.diff_id.as_ref());
+                k.finish()
+            }
+        };
+        Ok(Ran::Executed)
+    }
+
+    /// Runs `work` and commits its changes as a layer; returns it and its `created`.
+    /// Mounts and temp dirs are released on every path.
+    fn fresh_layer(
         &mut self,
         created_by: String,
         work: impl FnOnce(&Path) -> Result<()>,
-    ) -> Result<()> {
+    ) -> Result<(kiln_image::LayerInfo, String)> {
         let store = self.shared.store;
         let tmp = store.tmp_dir()?;
         let snapshot = self
@@ -210,10 +297,12 @@ impl<'s, 'a> StageRun<'s, 'a> {
         work(snapshot.rootfs())?;
         let upper = snapshot.finish()?;
         let (layer, dir) = commit_upper(store, &upper)?;
-        let entry = history_entry(&created_by, Some(&crate::now()), false);
-        self.builder.add_layer(layer, entry);
+        let created = crate::now();
+        let entry = history_entry(&created_by, Some(&created), false);
+        self.builder.add_layer(layer.clone(), entry);
         self.lowers.push(dir);
-        Ok(())
+        self.clock = Some(created.clone());
+        Ok((layer, created))
     }
 
     /// Runs the base image's ONBUILD triggers, then clears them from this stage's config.
@@ -254,8 +343,10 @@ impl<'s, 'a> StageRun<'s, 'a> {
     fn store(mut self, index: usize) -> Result<StageOutput> {
         let shared = self.shared;
         let is_target = index == shared.target;
+        self.relabel_records()?;
+        let created = self.derived_time();
         let config = self.builder.config_mut();
-        config.oci.set_created(Some(crate::now()));
+        config.oci.set_created(Some(created));
         if is_target && !shared.req.labels.is_empty() {
             let labels = &shared.req.labels;
             config.update_runtime(|c| {
@@ -286,8 +377,41 @@ impl<'s, 'a> StageRun<'s, 'a> {
             builder: self.builder,
             lowers: self.lowers,
             record,
+            key: self.key,
+            clock: self.clock,
         })
     }
+}
+
+/// The stage's root key and starting clock: the base image's manifest digest and `created`,
+/// the base stage's final key and clock, or the scratch constant and no clock.
+fn root(
+    shared: &Shared<'_>,
+    stage: &Stage,
+    base: Option<&BaseImage>,
+) -> Result<(String, Option<String>)> {
+    Ok(match (&stage.base, base) {
+        (Base::Stage(i), _) => {
+            let out = shared.stage_output(*i)?;
+            (out.key.clone(), out.clock.clone())
+        }
+        (Base::Image(name), Some(image)) => {
+            let digest = shared.store.resolve(name)?.manifest_digest;
+            (digest.to_string(), image.config.oci.created().clone())
+        }
+        _ => (SCRATCH_ROOT.to_string(), None),
+    })
+}
+
+/// Whether the stage may use cached steps: not under `--no-cache`, nor named by
+/// `--no-cache-filter` (display names: `builder`, `stage-2`).
+fn use_cache(shared: &Shared<'_>, name: &str) -> bool {
+    let req = shared.req;
+    !req.no_cache
+        && !req
+            .no_cache_filter
+            .iter()
+            .any(|f| f.trim().eq_ignore_ascii_case(name))
 }
 
 /// `FROM scratch`: BuildKit's empty image has the default PATH and WorkingDir `/`.

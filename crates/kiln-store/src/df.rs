@@ -1,10 +1,11 @@
 //! Disk usage (`kiln system df`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use kiln_content::Digest;
 
 use crate::Store;
+use crate::cache::CacheEntry;
 use crate::error::Result;
 use crate::fsutil::now;
 use crate::gc::{Roots, unpacked_rows};
@@ -25,10 +26,29 @@ pub struct UsageLine {
 pub struct DfReport {
     /// Images and all blobs of the content store.
     pub images: UsageLine,
-    /// Build cache; owned by the builder, always zero here.
+    /// Build cache records: their layer blobs; reclaimable are those no image shares.
     pub build_cache: UsageLine,
     /// Unpacked layer directories.
     pub unpacked: UsageLine,
+}
+
+/// Distinct layers of the cache records: several keys may name one layer.
+fn build_cache_usage(entries: &[CacheEntry]) -> UsageLine {
+    let mut seen = HashSet::new();
+    let mut line = UsageLine {
+        count: entries.len(),
+        ..UsageLine::default()
+    };
+    for e in entries {
+        if !seen.insert(e.record.layer_digest.clone()) {
+            continue;
+        }
+        line.size += e.record.size;
+        if !e.shared {
+            line.reclaimable += e.record.size;
+        }
+    }
+    line
 }
 
 impl Store {
@@ -66,7 +86,7 @@ impl Store {
                 size: total,
                 reclaimable: total.saturating_sub(kept_bytes),
             },
-            build_cache: UsageLine::default(),
+            build_cache: build_cache_usage(&crate::cache::entries(&conn)?),
             unpacked: UsageLine {
                 count: rows.len(),
                 size: unpacked_total,

@@ -18,7 +18,7 @@ pub struct LabelFilter {
 }
 
 impl LabelFilter {
-    fn parse(spec: &str, negated: bool) -> Self {
+    pub(crate) fn parse(spec: &str, negated: bool) -> Self {
         let (key, value) = match spec.split_once('=') {
             Some((k, v)) => (k.to_string(), Some(v.to_string())),
             None => (spec.to_string(), None),

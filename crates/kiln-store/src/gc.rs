@@ -7,7 +7,9 @@
 //! before they can name them). The sweep runs inside a write transaction,
 //! so it cannot interleave with `put_image`, which checks its blobs under
 //! the same lock. Unreferenced content written without a lease is fair
-//! game, so builders and importers must hold a [`crate::Lease`].
+//! game, so builders and importers must hold a [`crate::Lease`]. Build cache
+//! records are roots too: their layer blob and unpacked directory stay until
+//! `kiln builder prune` drops the record.
 
 use std::collections::HashSet;
 use std::fs;
@@ -63,7 +65,7 @@ impl Roots {
             &format!(
                 "SELECT id FROM images {image_filter} UNION SELECT manifest_digest FROM images {image_filter}
                  UNION SELECT layer_digest FROM image_layers WHERE image_id IN (SELECT id FROM images {image_filter})
-                 UNION {}",
+                 UNION SELECT layer_digest FROM build_cache UNION {}",
                 leased("blob")
             ),
             now,
@@ -72,7 +74,8 @@ impl Roots {
             conn,
             &format!(
                 "SELECT l.diff_id FROM layers l JOIN image_layers il ON il.layer_digest = l.digest
-                 WHERE il.image_id IN (SELECT id FROM images {image_filter}) UNION {}",
+                 WHERE il.image_id IN (SELECT id FROM images {image_filter})
+                 UNION SELECT diff_id FROM build_cache UNION {}",
                 leased("unpacked")
             ),
             now,

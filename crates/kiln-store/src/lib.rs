@@ -2,7 +2,7 @@
 //!
 //! Layout under the store root:
 //! - `content/`: the [`ContentStore`] (an OCI image layout of blobs);
-//! - `meta.db`: SQLite metadata (images, tags, layers, leases) in WAL mode,
+//! - `meta.db`: SQLite metadata (images, tags, layers, leases, build cache) in WAL mode,
 //!   so several kiln processes can share one store;
 //! - `layers/`: unpacked layer directories, one per diff ID, shared by all
 //!   images;
@@ -13,6 +13,7 @@
 //! leaves at worst unreferenced blobs or directories, which [`Store::gc`]
 //! and [`Store::check`] with repair remove.
 
+mod cache;
 mod check;
 mod df;
 mod error;
@@ -33,6 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use kiln_content::ContentStore;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+pub use cache::{CacheEntry, CacheFilter, CachePruneReport, CacheRecord};
 pub use check::CheckReport;
 pub use df::{DfReport, UsageLine};
 pub use error::{Result, StoreError};

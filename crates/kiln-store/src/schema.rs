@@ -16,7 +16,7 @@ use crate::error::{Result, StoreError};
 const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Schema migrations, oldest first; index + 1 is the resulting version.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Version 1. GC is mark-and-sweep: roots are images (config, manifest,
 /// layers), lease resources and, while a lease is active, content newer than
@@ -73,6 +73,27 @@ CREATE TABLE lease_resources (
     key      TEXT NOT NULL,                -- digest or diff_id
     PRIMARY KEY (lease_id, kind, key)
 );
+";
+
+/// Version 2: the build step cache. One row per cache key (see kiln-build's
+/// `cache` module for the key scheme); the layer it names is a GC root for as
+/// long as the row exists, so a warm rebuild can reuse it without running
+/// the step. `labels` (the stage's config labels) and `stage` let
+/// `kiln builder prune` select records per stage.
+const V2: &str = "
+CREATE TABLE build_cache (
+    key          TEXT PRIMARY KEY,         -- sha256 hex of the step definition
+    diff_id      TEXT NOT NULL,
+    layer_digest TEXT NOT NULL,            -- blob digest (compressed)
+    media_type   TEXT NOT NULL,
+    size         INTEGER NOT NULL,         -- blob bytes
+    created      TEXT NOT NULL,            -- history `created` of the step, RFC 3339
+    last_used    INTEGER NOT NULL,         -- unix seconds
+    stage        TEXT NOT NULL,
+    instruction  TEXT NOT NULL,
+    labels       TEXT NOT NULL             -- JSON object
+);
+CREATE INDEX build_cache_layer ON build_cache(layer_digest);
 ";
 
 /// Opens `meta.db` in WAL mode (readers never block writers) with a busy

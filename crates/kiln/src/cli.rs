@@ -26,6 +26,8 @@ pub struct GlobalArgs {
     /// Verbose logs on stderr (or set KILN_LOG, e.g. KILN_LOG=kiln=debug)
     #[arg(long, global = true)]
     pub debug: bool,
+    #[command(flatten)]
+    pub registry: crate::commands::registry::RegistryArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,7 +77,28 @@ pub enum Command {
     /// Store-wide commands: df, check
     #[command(subcommand)]
     System(SystemCommand),
+    /// Build cache commands: du, prune
+    #[command(subcommand)]
+    Builder(crate::commands::builder::BuilderCommand),
+    /// Download an image from a registry into the store (like `docker pull`)
+    #[command(after_help = PULL_EXAMPLES)]
+    Pull(crate::commands::registry::PullArgs),
+    /// Upload an image from the store to a registry (like `docker push`)
+    #[command(after_help = PUSH_EXAMPLES)]
+    Push(crate::commands::registry::PushArgs),
+    /// Log in to a registry; credentials go to the docker config (like `docker login`)
+    #[command(after_help = LOGIN_EXAMPLES)]
+    Login(crate::commands::registry::LoginArgs),
+    /// Log out from a registry (like `docker logout`)
+    #[command(after_help = LOGOUT_EXAMPLES)]
+    Logout(crate::commands::registry::LogoutArgs),
 }
+
+const PULL_EXAMPLES: &str = "Examples:\n  kiln pull busybox:1.36\n  kiln pull --platform linux/arm64 debian:bookworm\n  kiln --insecure-registry registry.lan:5000 pull registry.lan:5000/team/base:1\n\nCredentials come from ~/.docker/config.json ($DOCKER_CONFIG), CA certificates from\n/etc/docker/certs.d/HOST[:PORT]/*.crt (or --certs-dir).";
+const PUSH_EXAMPLES: &str = "Examples:\n  kiln tag app:1 localhost:5000/team/app:1\n  kiln push localhost:5000/team/app:1\n  kiln build --push -t registry.example.com/team/app:2 .";
+const LOGIN_EXAMPLES: &str = "Examples:\n  echo \"$TOKEN\" | kiln login -u ci --password-stdin registry.example.com\n  kiln login -u admin -p secret localhost:5000";
+const LOGOUT_EXAMPLES: &str =
+    "Examples:\n  kiln logout registry.example.com\n  kiln logout localhost:5000";
 
 const IMPORT_EXAMPLES: &str = "Examples:\n  kiln import rootfs.tar lab/busybox:1 -c 'CMD [\"sh\"]' -c 'ENV PATH=/usr/bin:/bin'\n  gzip -dc rootfs.tar.gz | kiln import - base:latest -m 'from the release tarball'";
 const LOAD_EXAMPLES: &str = "Examples:\n  kiln load -i busybox.tar\n  docker save busybox | kiln load\n  kiln load -i ./oci-layout-dir";

@@ -16,7 +16,7 @@ use kiln_export::ExportImage;
 use serde_json::json;
 
 use super::frontend::build_args;
-use super::store;
+use super::{registry, store};
 use crate::cli::GlobalArgs;
 
 #[derive(Debug, Args)]
@@ -36,9 +36,12 @@ pub struct BuildArgs {
     /// Set a label on the final image
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
-    /// Run every step (kiln has no step cache yet, so every build runs every step)
+    /// Run every step instead of reusing cached ones (the results are still cached)
     #[arg(long)]
     pub no_cache: bool,
+    /// Run every step of these stages (comma-separated names); others may use the cache
+    #[arg(long, value_name = "STAGE,...", value_delimiter = ',')]
+    pub no_cache_filter: Vec<String>,
     /// Network for RUN steps: `default` shares the host's network, `none` has only loopback
     #[arg(long, value_enum, default_value_t = NetworkArg::Default)]
     pub network: NetworkArg,
@@ -64,6 +67,12 @@ pub struct BuildArgs {
     /// Container runtime for RUN steps: the in-process `builtin` (youki's libcontainer) or `runc`
     #[arg(long, value_enum, default_value_t = RuntimeArg::Builtin)]
     pub runtime: RuntimeArg,
+    /// Always pull FROM and `--from` images, even those already in the store
+    #[arg(long)]
+    pub pull: bool,
+    /// Push the result to its registry under every `-t` tag after the build
+    #[arg(long, requires = "tags")]
+    pub push: bool,
     /// Build context directory, or `-` for a tar archive on stdin
     #[arg(value_name = "CONTEXT")]
     pub context: PathBuf,
@@ -113,6 +122,7 @@ pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<ExitCode> {
         tags: args.tags.clone(),
         labels: labels(&args.labels)?,
         no_cache: args.no_cache,
+        no_cache_filter: args.no_cache_filter.clone(),
         jobs: args.jobs.unwrap_or_else(cores),
         network: match args.network {
             NetworkArg::None => Network::None,
@@ -122,6 +132,8 @@ pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<ExitCode> {
             RuntimeArg::Builtin => Runtime::default(),
             RuntimeArg::Runc => Runtime::Runc { binary: None },
         },
+        pull: args.pull,
+        fetcher: Some(registry::fetcher(global)?),
     };
     let store = store::open(global)?;
     let quiet = args.quiet || args.progress == ProgressArg::Quiet;
@@ -129,6 +141,9 @@ pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<ExitCode> {
     let result = kiln_build::build(&store, &req, &mut progress).map_err(|e| anyhow!("{e}"))?;
     let image = &result.image;
     export(&store, &output, image, &args.tags)?;
+    if args.push {
+        registry::push_tags(global, &store, &args.tags)?;
+    }
     if let Some(path) = &args.iidfile {
         std::fs::write(path, image.id.to_string())
             .with_context(|| format!("writing --iidfile {}", path.display()))?;
@@ -217,7 +232,9 @@ fn write_metadata(
 ) -> anyhow::Result<()> {
     let steps: Vec<_> = steps
         .iter()
-        .map(|s| json!({"stage": s.stage, "step": s.text, "seconds": s.seconds, "ok": s.ok}))
+        .map(|s| {
+            json!({"stage": s.stage, "step": s.text, "seconds": s.seconds, "ok": s.ok, "cached": s.cached})
+        })
         .collect();
     let doc = json!({
         "containerimage.config.digest": image.id.to_string(),
@@ -287,6 +304,8 @@ struct RecordedStep {
     started: Instant,
     seconds: f64,
     ok: bool,
+    /// Served by the step cache: nothing ran.
+    cached: bool,
 }
 
 /// Prints plain progress (unless quiet) and records the steps that ran.
@@ -313,6 +332,7 @@ impl Progress for Recorder {
             started: Instant::now(),
             seconds: 0.0,
             ok: false,
+            cached: false,
         });
         if let Some(p) = &mut self.plain {
             p.step_started(step);
@@ -328,7 +348,8 @@ impl Progress for Recorder {
     fn step_finished(&mut self, step: usize, outcome: &StepOutcome) {
         if let Some(s) = self.steps.iter_mut().find(|s| s.id == step) {
             s.seconds = s.started.elapsed().as_secs_f64();
-            s.ok = matches!(outcome, StepOutcome::Done);
+            s.ok = matches!(outcome, StepOutcome::Done | StepOutcome::Cached);
+            s.cached = *outcome == StepOutcome::Cached;
         }
         if let Some(p) = &mut self.plain {
             p.step_finished(step, outcome);

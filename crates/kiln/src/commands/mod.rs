@@ -2,6 +2,7 @@
 
 mod archive;
 pub mod build;
+pub mod builder;
 mod frontend;
 mod history;
 mod human;
@@ -11,6 +12,7 @@ mod inspect;
 mod lint;
 mod outline;
 mod prune;
+pub mod registry;
 mod store;
 mod system;
 mod table;
@@ -39,6 +41,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image(sub) => image(global, sub),
         Command::System(SystemCommand::Df(args)) => system::df(global, args),
         Command::System(SystemCommand::Check(args)) => system::check(global, args),
+        Command::Builder(sub) => builder::run(global, sub),
+        Command::Pull(args) => registry::pull(global, args),
+        Command::Push(args) => registry::push(global, args),
+        Command::Login(args) => registry::login(global, args),
+        Command::Logout(args) => registry::logout(global, args),
     }
 }
 
