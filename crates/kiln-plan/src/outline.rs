@@ -114,7 +114,10 @@ fn declared_args(
             let default = decl.default.as_ref().map(|d| d.value.clone());
             out.push(OutlineArg {
                 name: decl.name.value.clone(),
-                value: build_args.get(&decl.name.value).cloned().or(default.clone()),
+                value: build_args
+                    .get(&decl.name.value)
+                    .cloned()
+                    .or(default.clone()),
                 default,
                 stage,
                 line: expanded.command.start_line,
