@@ -6,4 +6,4 @@ scripts/setup.sh
 export KILN_TEST_BASES=${KILN_TEST_BASES:-/var/cache/kiln-test/bases}
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
