@@ -275,6 +275,7 @@ fn finish(shared: &Shared<'_>) -> Result<BuildResult> {
     let summary = BuildSummary {
         image_id: image.id.clone(),
         tags: image.tags.iter().map(ToString::to_string).collect(),
+        // `ImageRecord::size` is the size `docker images` shows (layer content).
         final_size: image.size,
         stages: stages
             .iter()

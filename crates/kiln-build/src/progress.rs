@@ -46,7 +46,7 @@ pub enum StepOutcome {
 pub struct StageSize {
     /// The stage's display name.
     pub stage: String,
-    /// Config plus layer blob bytes.
+    /// The stage image's size as `docker images` counts it (layer content).
     pub size: u64,
 }
 
@@ -57,7 +57,7 @@ pub struct BuildSummary {
     pub image_id: Digest,
     /// Tags given to it.
     pub tags: Vec<String>,
-    /// The final image's size.
+    /// The final image's size as `docker images` counts it (layer content).
     pub final_size: u64,
     /// Every other stage that was built, in stage order.
     pub stages: Vec<StageSize>,

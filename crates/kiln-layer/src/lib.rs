@@ -91,3 +91,63 @@ pub fn diff_id_of(reader: impl Read) -> Result<(Digest, u64)> {
     let (_, digest, size) = hasher.finish();
     Ok((digest, size))
 }
+
+/// The size of a layer's content as `docker images` counts it: what
+/// `directory.Size` of the overlay2 graphdriver sums over the unpacked layer
+/// directory. That is the apparent size of every non-directory entry, each
+/// inode once: regular files count their size, symlinks the length of their
+/// target, hard links nothing (they share the inode of their target), and
+/// directories, devices, FIFOs and whiteouts nothing. An entry repeated in
+/// the tar counts as its last occurrence, as it would on disk.
+///
+/// Streams the blob (gzip, zstd or plain, detected by magic) through a walk
+/// of the tar headers; file contents are skipped, never kept.
+pub fn content_size(reader: impl Read) -> Result<u64> {
+    use std::collections::HashMap;
+    use tar::EntryType;
+
+    let (_, tar) = compress::decompress(reader).map_err(Error::Read)?;
+    let mut archive = tar::Archive::new(tar);
+    // Path -> counted size; memory grows with the number of entries only.
+    let mut sizes: HashMap<Vec<u8>, u64> = HashMap::new();
+    for entry in archive.entries().map_err(Error::Read)? {
+        let entry = entry.map_err(Error::Read)?;
+        let path = entry.path_bytes();
+        let key = normalize_entry_path(&path);
+        let name = key.rsplit(|&b| b == b'/').next().unwrap_or(&key);
+        if name.starts_with(WHITEOUT_PREFIX.as_bytes()) {
+            continue;
+        }
+        let size = match entry.header().entry_type() {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => entry.size(),
+            EntryType::Symlink => entry
+                .link_name_bytes()
+                .map_or(0, |target| target.len() as u64),
+            EntryType::Directory => {
+                sizes.remove(&key);
+                continue;
+            }
+            _ => 0,
+        };
+        sizes.insert(key, size);
+    }
+    Ok(sizes.values().sum())
+}
+
+/// `./a/b/`, `/a/b` and `a/b` name the same entry.
+fn normalize_entry_path(path: &[u8]) -> Vec<u8> {
+    let mut p = path;
+    loop {
+        if let Some(rest) = p.strip_prefix(b"./") {
+            p = rest;
+        } else if let Some(rest) = p.strip_prefix(b"/") {
+            p = rest;
+        } else {
+            break;
+        }
+    }
+    while let Some(rest) = p.strip_suffix(b"/") {
+        p = rest;
+    }
+    p.to_vec()
+}

@@ -45,6 +45,12 @@ pub struct PruneReport {
     pub bytes_reclaimed: u64,
 }
 
+/// File mtimes come from the kernel's coarse clock and lease times from the
+/// fine one, both truncated to seconds: a blob written just after a lease
+/// started on a second boundary can carry the previous second. Keeping a
+/// little more than strictly needed is the safe side of that race.
+const CLOCK_SLACK_SECS: i64 = 2;
+
 /// What must survive a sweep.
 pub(crate) struct Roots {
     pub(crate) blobs: HashSet<String>,
@@ -102,7 +108,8 @@ impl Roots {
 
     /// Modified while a lease was active: possibly in-flight work.
     pub(crate) fn recent(&self, t: i64) -> bool {
-        self.protect_after.is_some_and(|after| t >= after)
+        self.protect_after
+            .is_some_and(|after| t >= after.saturating_sub(CLOCK_SLACK_SECS))
     }
 }
 

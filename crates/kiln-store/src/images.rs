@@ -1,11 +1,11 @@
 //! Images and tags: storing, resolving, tagging, removing, listing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use kiln_content::Digest;
 use kiln_image::oci_spec::image::{Descriptor, ImageManifest};
 use kiln_image::{BuiltImage, ImageConfig, ImageError, Reference, parse_manifest};
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::Store;
 use crate::error::{Result, StoreError};
@@ -64,16 +64,87 @@ impl Store {
     pub fn put_image(&self, req: &PutImage) -> Result<ImageRecord> {
         let loaded = self.load_blobs(&req.manifest)?;
         let id = loaded.manifest.config().digest().clone();
+        let sizes = self.new_content_sizes(&loaded.manifest)?;
         self.write_tx(|tx| {
             self.require_blobs(&loaded.manifest, &req.manifest)?;
             upsert_image(tx, &id, &req.manifest, &loaded, req.intermediate.as_ref())?;
-            insert_layers(tx, &id, &loaded)?;
+            insert_layers(tx, &id, &loaded, &sizes)?;
             for tag in &req.tags {
                 set_tag(tx, tag, &id)?;
             }
             Ok(())
         })?;
         self.image(&id)
+    }
+
+    /// Content sizes of the manifest's layers the store has not measured yet,
+    /// computed outside any transaction (it streams whole blobs).
+    fn new_content_sizes(&self, manifest: &ImageManifest) -> Result<HashMap<Digest, u64>> {
+        let mut sizes = HashMap::new();
+        for layer in manifest.layers() {
+            let digest = layer.digest();
+            if sizes.contains_key(digest) || self.known_content_size(digest)?.is_some() {
+                continue;
+            }
+            sizes.insert(digest.clone(), self.measure_layer(digest)?);
+        }
+        Ok(sizes)
+    }
+
+    fn known_content_size(&self, digest: &Digest) -> Result<Option<u64>> {
+        let size: Option<Option<i64>> = self
+            .conn()
+            .query_row(
+                "SELECT content_size FROM layers WHERE digest = ?1",
+                [digest.as_ref()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(size.flatten().map(|s| u64::try_from(s).unwrap_or(0)))
+    }
+
+    /// Streams a layer blob through [`kiln_layer::content_size`]. A blob
+    /// that is not a readable layer tar counts 0, as kiln never refused to
+    /// record such images.
+    fn measure_layer(&self, digest: &Digest) -> Result<u64> {
+        let blob = match self.content().open_blob(digest) {
+            Err(kiln_content::Error::NotFound { .. }) => {
+                return Err(StoreError::MissingBlob(digest.clone()));
+            }
+            other => other?,
+        };
+        Ok(kiln_layer::content_size(blob).unwrap_or(0))
+    }
+
+    /// Fills the content size of layers recorded before schema version 3.
+    /// Blobs that have gone missing are skipped (their layers count 0).
+    fn fill_content_sizes(&self) -> Result<()> {
+        let missing: Vec<String> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare("SELECT digest FROM layers WHERE content_size IS NULL")?;
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut sizes = Vec::new();
+        for digest in &missing {
+            match self.measure_layer(&parse_digest(digest)?) {
+                Ok(size) => sizes.push((digest, size)),
+                Err(StoreError::MissingBlob(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.write_tx(|tx| {
+            for (digest, size) in &sizes {
+                tx.execute(
+                    "UPDATE layers SET content_size = ?2 WHERE digest = ?1 AND content_size IS NULL",
+                    params![digest, to_i64(*size)],
+                )?;
+            }
+            Ok(())
+        })
     }
 
     /// Reads and cross-checks the manifest and config blobs.
@@ -132,6 +203,7 @@ impl Store {
 
     /// The image with exactly this ID.
     pub fn image(&self, id: &Digest) -> Result<ImageRecord> {
+        self.fill_content_sizes()?;
         load_image(&self.conn(), id.as_ref())?.ok_or_else(|| StoreError::NotFound(id.to_string()))
     }
 
@@ -161,6 +233,24 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// Content size of each layer of an image, bottom first, in the order of
+    /// [`Store::image_layers`]: the size `docker history` shows for the
+    /// layer (see [`kiln_layer::content_size`]); they sum to
+    /// [`ImageRecord::size`].
+    pub fn layer_content_sizes(&self, id: &Digest) -> Result<Vec<u64>> {
+        self.fill_content_sizes()?;
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT COALESCE(l.content_size, 0) FROM image_layers il
+             JOIN layers l ON l.digest = il.layer_digest WHERE il.image_id = ?1 ORDER BY il.position",
+        )?;
+        let sizes = stmt
+            .query_map([id.as_ref()], |r| r.get::<_, i64>(0))?
+            .map(|s| Ok(u64::try_from(s?).unwrap_or(0)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(sizes)
     }
 
     /// Points `target` at the image `source` names (`docker tag`).
@@ -210,6 +300,7 @@ impl Store {
 
     /// Images matching `filter`, newest first.
     pub fn list_images(&self, filter: &ImageFilter) -> Result<Vec<ImageRecord>> {
+        self.fill_content_sizes()?;
         let mut images = all_images(&self.conn())?;
         images.retain_mut(|img| filter.keep(img));
         images.sort_by(|a, b| {
@@ -312,16 +403,31 @@ fn upsert_image(
     Ok(())
 }
 
-fn insert_layers(tx: &Transaction<'_>, id: &Digest, loaded: &Loaded) -> Result<()> {
+fn insert_layers(
+    tx: &Transaction<'_>,
+    id: &Digest,
+    loaded: &Loaded,
+    content_sizes: &HashMap<Digest, u64>,
+) -> Result<()> {
     tx.execute(
         "DELETE FROM image_layers WHERE image_id = ?1",
         [id.as_ref()],
     )?;
     let diff_ids = loaded.config.oci.rootfs().diff_ids();
     for (pos, (layer, diff_id)) in loaded.manifest.layers().iter().zip(diff_ids).enumerate() {
+        let content_size = content_sizes.get(layer.digest()).copied().map(to_i64);
         tx.execute(
-            "INSERT OR IGNORE INTO layers (digest, diff_id, size, media_type) VALUES (?1, ?2, ?3, ?4)",
-            params![layer.digest().as_ref(), diff_id, to_i64(layer.size()), layer.media_type().to_string()],
+            "INSERT INTO layers (digest, diff_id, size, media_type, content_size)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(digest) DO UPDATE SET
+                 content_size = COALESCE(layers.content_size, excluded.content_size)",
+            params![
+                layer.digest().as_ref(),
+                diff_id,
+                to_i64(layer.size()),
+                layer.media_type().to_string(),
+                content_size
+            ],
         )?;
         tx.execute(
             "INSERT INTO image_layers (image_id, position, layer_digest) VALUES (?1, ?2, ?3)",

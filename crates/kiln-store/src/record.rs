@@ -25,7 +25,7 @@ pub struct LayerRecord {
     pub digest: Digest,
     /// Uncompressed diff ID.
     pub diff_id: Digest,
-    /// Blob size in bytes.
+    /// Blob size in bytes (what the layer takes on disk in the store).
     pub size: u64,
     /// Blob media type.
     pub media_type: String,
@@ -44,8 +44,11 @@ pub struct ImageRecord {
     pub created: Option<String>,
     /// When the image was (last) stored, Unix seconds.
     pub stored_at: i64,
-    /// Config plus layer blob bytes.
+    /// Size as `docker images` reports it: the sum of the layers' content
+    /// sizes (see [`kiln_layer::content_size`]).
     pub size: u64,
+    /// Config plus layer blob bytes: what the image takes in the store.
+    pub stored_size: u64,
     /// Config labels.
     pub labels: BTreeMap<String, String>,
     /// Build stage that produced an intermediate image.
@@ -94,7 +97,9 @@ pub struct RemoveReport {
     pub deleted: Option<Digest>,
 }
 
-const IMAGE_COLUMNS: &str = "id, manifest_digest, media_type, created, stored_at, size, labels, intermediate, build_id, stage";
+const IMAGE_COLUMNS: &str = "id, manifest_digest, media_type, created, stored_at, size, labels, intermediate, build_id, stage,
+    (SELECT COALESCE(SUM(l.content_size), 0) FROM image_layers il
+     JOIN layers l ON l.digest = il.layer_digest WHERE il.image_id = images.id)";
 
 pub(crate) fn load_image(conn: &Connection, id: &str) -> Result<Option<ImageRecord>> {
     let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = ?1");
@@ -137,6 +142,7 @@ struct RawImage {
     created: Option<String>,
     stored_at: i64,
     size: i64,
+    content_size: i64,
     labels: String,
     intermediate: Option<StageRef>,
 }
@@ -151,6 +157,7 @@ fn row_to_raw(r: &Row<'_>) -> rusqlite::Result<RawImage> {
         created: r.get(3)?,
         stored_at: r.get(4)?,
         size: r.get(5)?,
+        content_size: r.get(10)?,
         labels: r.get(6)?,
         intermediate: r.get::<_, bool>(7)?.then(|| StageRef {
             build_id: build_id.unwrap_or_default(),
@@ -170,7 +177,8 @@ impl RawImage {
             media_type: self.media_type,
             created: self.created,
             stored_at: self.stored_at,
-            size: u64::try_from(self.size).unwrap_or(0),
+            size: u64::try_from(self.content_size).unwrap_or(0),
+            stored_size: u64::try_from(self.size).unwrap_or(0),
             labels,
             intermediate: self.intermediate,
             tags: Vec::new(),

@@ -16,7 +16,7 @@ use crate::error::{Result, StoreError};
 const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Schema migrations, oldest first; index + 1 is the resulting version.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Version 1. GC is mark-and-sweep: roots are images (config, manifest,
 /// layers), lease resources and, while a lease is active, content newer than
@@ -94,6 +94,14 @@ CREATE TABLE build_cache (
     labels       TEXT NOT NULL             -- JSON object
 );
 CREATE INDEX build_cache_layer ON build_cache(layer_digest);
+";
+
+/// Version 3: each layer's content size as `docker images` counts it (see
+/// `kiln_layer::content_size`). Computed once per layer digest when an image
+/// is recorded; rows of older stores stay NULL until the store fills them on
+/// the next read. `images.size` keeps the stored bytes (config + blobs).
+const V3: &str = "
+ALTER TABLE layers ADD COLUMN content_size INTEGER;  -- NULL until computed
 ";
 
 /// Opens `meta.db` in WAL mode (readers never block writers) with a busy

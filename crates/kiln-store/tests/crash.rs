@@ -82,7 +82,6 @@ fn spawn_writer(root: &Path, count: usize) -> Child {
         ])
         .env(ROOT_ENV, root)
         .env(COUNT_ENV, count.to_string())
-        .stdout(std::process::Stdio::null())
         .spawn()
         .expect("spawn writer")
 }

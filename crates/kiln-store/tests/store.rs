@@ -105,9 +105,11 @@ fn put_image_records_layers_and_repo_digests() {
     assert_eq!(layers[1].diff_id, own.diff_id);
     assert_eq!(img.labels.get("k").map(String::as_str), Some("v"));
     assert_eq!(
-        img.size,
+        img.stored_size,
         built.config_bytes.len() as u64 + shared.size + own.size
     );
+    // Fake layers are not tars: they have no content to count.
+    assert_eq!(img.size, 0);
     let digests: Vec<String> = img
         .repo_digests()
         .iter()
@@ -371,8 +373,9 @@ fn gc_frees_only_unshared_blobs() {
 fn leases_protect_content_until_released() {
     let (_d, store) = open();
     let old = layer(&store, "old");
-    // Blobs written before the lease in an earlier second are not covered.
-    std::thread::sleep(Duration::from_millis(1100));
+    // Blobs written well before the lease (past the store's 2 s clock
+    // slack, plus one second of truncation) are not covered.
+    std::thread::sleep(Duration::from_millis(3100));
     let lease = store.lease(Duration::from_secs(600)).unwrap();
     let fresh = layer(&store, "fresh");
     assert!(store.gc().unwrap().blobs_removed.contains(&old.digest));
@@ -630,4 +633,126 @@ fn leases_protect_unpacked_layers() {
     lease.release().unwrap();
     assert_eq!(store.gc().unwrap().unpacked_removed, 1);
     assert!(store.unpacked(&diff_id).unwrap().is_none());
+}
+
+/// A gzip layer tar like the one docker 20.10 measured: regular files,
+/// a symlink, a hard link, a whiteout, an opaque marker and directories.
+/// Returns the blob and the size docker reports for it, computed here from
+/// the entries: regular file bytes plus symlink target lengths.
+fn real_layer(seed: &str) -> (Vec<u8>, u64) {
+    use std::io::Write;
+    use tar::{EntryType, Header};
+    let files: Vec<(String, Vec<u8>)> = vec![
+        (format!("{seed}/a"), seed.repeat(300).into_bytes()),
+        ("etc/conf".into(), b"key=value\n".to_vec()),
+    ];
+    let links = [("bin/sh", "../usr/bin/busybox"), ("lib", "usr/lib")];
+    let mut b = tar::Builder::new(Vec::new());
+    let head = |kind: EntryType, size: usize| {
+        let mut h = Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(0o755);
+        h.set_size(size as u64);
+        h.set_mtime(0);
+        h
+    };
+    for dir in [format!("{seed}/"), "etc/".into(), "bin/".into()] {
+        b.append_data(&mut head(EntryType::Directory, 0), dir, &[][..])
+            .unwrap();
+    }
+    for (name, data) in &files {
+        b.append_data(
+            &mut head(EntryType::Regular, data.len()),
+            name,
+            data.as_slice(),
+        )
+        .unwrap();
+    }
+    for (name, target) in links {
+        b.append_link(&mut head(EntryType::Symlink, 0), name, target)
+            .unwrap();
+    }
+    b.append_link(&mut head(EntryType::Link, 0), "etc/conf2", "etc/conf")
+        .unwrap();
+    b.append_data(&mut head(EntryType::Regular, 0), "etc/.wh.old", &[][..])
+        .unwrap();
+    b.append_data(
+        &mut head(EntryType::Regular, 0),
+        "bin/.wh..wh..opq",
+        &[][..],
+    )
+    .unwrap();
+    let tar = b.into_inner().unwrap();
+
+    // Independently of the implementation: walk the tar we just wrote.
+    let mut want = 0;
+    for e in tar::Archive::new(tar.as_slice()).entries().unwrap() {
+        let e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        if name.rsplit('/').next().unwrap().starts_with(".wh.") {
+            continue;
+        }
+        match e.header().entry_type() {
+            EntryType::Regular => want += e.header().size().unwrap(),
+            EntryType::Symlink => want += e.link_name_bytes().unwrap().len() as u64,
+            _ => {}
+        }
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar).unwrap();
+    (gz.finish().unwrap(), want)
+}
+
+fn put_real_layer(store: &Store, seed: &str) -> (kiln_image::LayerInfo, u64) {
+    let (blob, want) = real_layer(seed);
+    let digest = store.content().write_bytes(&blob).unwrap();
+    let info = kiln_image::LayerInfo {
+        digest,
+        diff_id: kiln_image::sha256_digest(seed.as_bytes()),
+        size: blob.len() as u64,
+        media_type: kiln_image::oci_spec::image::MediaType::ImageLayerGzip,
+    };
+    (info, want)
+}
+
+#[test]
+fn image_size_is_layer_content_as_docker_counts_it() {
+    let (_d, store) = open();
+    let (base, base_want) = put_real_layer(&store, "base");
+    let (top, top_want) = put_real_layer(&store, "top");
+    assert_eq!(base_want, 4 * 300 + 10 + 18 + 7);
+    let built = build("real", &[base.clone(), top.clone()], &[]);
+    let img = store.put_built(&built, refs(&["real"]), None).unwrap();
+    assert_eq!(img.size, base_want + top_want);
+    assert_eq!(
+        img.stored_size,
+        built.config_bytes.len() as u64 + base.size + top.size
+    );
+    assert_eq!(
+        store.layer_content_sizes(&img.id).unwrap(),
+        vec![base_want, top_want]
+    );
+    assert_eq!(store.resolve("real").unwrap().size, img.size);
+}
+
+#[test]
+fn content_sizes_of_older_stores_are_filled_lazily() {
+    let (dir, store) = open();
+    let (layer, want) = put_real_layer(&store, "old");
+    let built = build("old", std::slice::from_ref(&layer), &[]);
+    store.put_built(&built, refs(&["old"]), None).unwrap();
+    drop(store);
+    // What a store migrated from version 2 looks like.
+    let conn = rusqlite::Connection::open(dir.path().join("root/meta.db")).unwrap();
+    conn.execute("UPDATE layers SET content_size = NULL", [])
+        .unwrap();
+    drop(conn);
+    let store = Store::open(dir.path().join("root")).unwrap();
+    let listed = store.list_images(&ImageFilter::default()).unwrap();
+    assert_eq!(listed[0].size, want);
+    let conn = rusqlite::Connection::open(dir.path().join("root/meta.db")).unwrap();
+    let stored: i64 = conn
+        .query_row("SELECT content_size FROM layers", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored as u64, want, "filled once, then kept");
 }

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "kiln",
     version,
     about = "A fast, daemonless builder for multi-stage Dockerfiles",
-    after_help = "Examples:\n  kiln outline --target build .\n  kiln lint -f app/Dockerfile\n  kiln import rootfs.tar lab/busybox:1 -c 'CMD [\"sh\"]'\n  kiln images\n  kiln save -o app.tar app:latest\n\nRun `kiln COMMAND --help` for a command's flags and examples."
+    after_help = "Examples:\n  kiln import rootfs.tar lab/busybox:1 -c 'CMD [\"sh\"]'\n  kiln build -t app:1 .\n  kiln images -a\n  kiln image prune -f --filter label=stage=builder\n  kiln outline --target build .\n  kiln lint -f app/Dockerfile\n  kiln save -o app.tar app:latest\n\nRun `kiln COMMAND --help` for a command's flags and examples."
 )]
 pub struct Cli {
     #[command(flatten)]

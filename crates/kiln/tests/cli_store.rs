@@ -18,6 +18,40 @@ fn megabytes(bytes: u64) -> String {
     format!("{}MB", text.trim_end_matches('0').trim_end_matches('.'))
 }
 
+/// The size `docker images` reports for a layer (overlay2's `directory.Size`
+/// of the unpacked layer), computed here straight from a plain tar's headers:
+/// regular file bytes plus symlink target lengths; hard links (same inode),
+/// directories, devices and whiteouts count nothing.
+fn docker_layer_size(tar: &[u8]) -> u64 {
+    let field = |h: &[u8], r: std::ops::Range<usize>| -> Vec<u8> {
+        h[r].iter().copied().take_while(|&b| b != 0).collect()
+    };
+    let octal = |h: &[u8], r: std::ops::Range<usize>| -> u64 {
+        let text = String::from_utf8(field(h, r)).unwrap();
+        u64::from_str_radix(text.trim(), 8).unwrap()
+    };
+    let mut total = 0;
+    let mut at = 0;
+    while at + 512 <= tar.len() && tar[at..at + 512].iter().any(|&b| b != 0) {
+        let h = &tar[at..at + 512];
+        let size = octal(h, 124..136);
+        let name = field(h, 0..100);
+        let whiteout = name
+            .rsplit(|&b| b == b'/')
+            .find(|part| !part.is_empty())
+            .is_some_and(|base| base.starts_with(b".wh."));
+        match h[156] {
+            b'0' | 0 | b'7' if !whiteout => total += size,
+            b'2' => total += field(h, 157..257).len() as u64,
+            b'1' | b'3' | b'4' | b'5' | b'6' => {}
+            b'0' | 0 | b'7' => {}
+            other => panic!("entry type {:?}: extend this helper", other as char),
+        }
+        at += 512 + size.div_ceil(512) as usize * 512;
+    }
+    total
+}
+
 #[test]
 fn import_then_images_shows_docker_columns_and_size() {
     let k = Kiln::new();
@@ -33,17 +67,10 @@ fn import_then_images_shows_docker_columns_and_size() {
     let short = &id[7..19];
     assert_eq!(row[..3], ["lab/busybox", "1", short]);
     assert!(row[3].ends_with(" ago"), "{out}");
-    let manifest = k.manifest("lab/busybox:1");
-    let layers: u64 = manifest["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["size"].as_u64().unwrap())
-        .sum();
-    assert_eq!(
-        row[4],
-        megabytes(layers + manifest["config"]["size"].as_u64().unwrap())
-    );
+    // Docker's SIZE: the layer's unpacked content, not the stored blobs.
+    let want = docker_layer_size(&std::fs::read(BUSYBOX_TAR).unwrap());
+    assert_eq!(row[4], megabytes(want));
+    assert_eq!(k.inspect("lab/busybox:1")["Size"], json!(want));
     assert_eq!(
         lines[0].find("IMAGE ID"),
         lines[1].find(short),
@@ -165,7 +192,8 @@ fn history_lists_steps_with_sizes_and_comments() {
     let row = cells(lines[1]);
     assert_eq!(row[0], &id[7..19]);
     assert!(row[1].ends_with(" ago"), "{out}");
-    assert!(row[2].ends_with("MB"), "{out}");
+    let want = docker_layer_size(&std::fs::read(BUSYBOX_TAR).unwrap());
+    assert_eq!(row[2], megabytes(want), "{out}");
     assert_eq!(row[3], "Imported from -");
     assert_eq!(
         k.ok(["history", "-q", "lab/busybox:1"]),

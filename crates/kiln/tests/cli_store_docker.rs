@@ -6,8 +6,8 @@ mod cli_store_util;
 use std::process::Command;
 
 use cli_store_util::{
-    BUSYBOX_CHANGES, BUSYBOX_TAR, DockerImage, Kiln, assert_success, require, require_docker,
-    unique_name,
+    BUSYBOX_CHANGES, BUSYBOX_TAR, DockerImage, Kiln, assert_success, cells, require,
+    require_docker, unique_name,
 };
 use serde_json::Value;
 
@@ -48,6 +48,32 @@ fn kiln_save_then_docker_load_and_run() {
         "docker keeps kiln's image ID"
     );
     assert_eq!(run("docker", &["run", "--rm", &name, "echo", "ok"]), "ok\n");
+}
+
+#[test]
+fn images_size_matches_docker_for_the_imported_base() {
+    require_docker();
+    let name = format!("{}:1", unique_name("size"));
+    let _cleanup = DockerImage(name.clone());
+    run("docker", &["import", BUSYBOX_TAR, &name]);
+    let k = Kiln::new();
+    k.import_busybox("size:1");
+    let docker_size = run("docker", &["images", "--format", "{{.Size}}", &name]);
+    let kiln_size = k.ok(["images", "--format", "{{.Size}}", "size:1"]);
+    assert_eq!(kiln_size, docker_size, "SIZE column");
+    assert_eq!(
+        k.inspect("size:1")["Size"],
+        docker_inspect(&name)["Size"],
+        "exact bytes of `inspect`"
+    );
+    let docker_history = run("docker", &["history", "--format", "{{.Size}}", &name]);
+    let kiln_history = k.ok(["history", "size:1"]);
+    let row = cells(kiln_history.lines().nth(1).expect("one layer"));
+    assert_eq!(
+        row[2],
+        docker_history.trim(),
+        "history SIZE:\n{kiln_history}"
+    );
 }
 
 #[test]

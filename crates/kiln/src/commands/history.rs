@@ -25,12 +25,10 @@ pub fn run(global: &GlobalArgs, args: &HistoryArgs) -> anyhow::Result<ExitCode> 
     let store = super::store::open(global)?;
     let img = store.resolve(&args.image)?;
     let config = super::inspect::config(&store, &img)?;
+    // Like `docker history`: the layer's content size, not its blob's.
     let sizes: Vec<u64> = store
-        .image_layers(&img.id)
-        .with_context(|| format!("listing the layers of {}", args.image))?
-        .iter()
-        .map(|l| l.size)
-        .collect();
+        .layer_content_sizes(&img.id)
+        .with_context(|| format!("listing the layers of {}", args.image))?;
     let steps = steps(&config, &sizes);
     let ids = (0..steps.len()).map(|i| match i {
         0 if args.no_trunc => img.id.to_string(),

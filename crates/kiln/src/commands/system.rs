@@ -94,23 +94,31 @@ fn verbose_images(store: &Store, images: &[ImageRecord]) -> anyhow::Result<Strin
     Ok(table::render(&lines))
 }
 
-/// Per image, the bytes of its layers that other images use too.
+/// Per image, the content bytes (as `docker images` counts them, like the
+/// image's SIZE) of its layers that other images use too.
 fn shared_sizes(store: &Store, images: &[ImageRecord]) -> anyhow::Result<HashMap<Digest, u64>> {
     let mut layers = HashMap::new();
     for img in images {
         let list = store
             .image_layers(&img.id)
             .with_context(|| format!("listing the layers of {}", img.id))?;
+        let sizes = store
+            .layer_content_sizes(&img.id)
+            .with_context(|| format!("listing the layers of {}", img.id))?;
+        let list: Vec<(Digest, u64)> = list.into_iter().map(|l| l.digest).zip(sizes).collect();
         layers.insert(img.id.clone(), list);
     }
     let mut users: HashMap<&Digest, usize> = HashMap::new();
-    for l in layers.values().flatten() {
-        *users.entry(&l.digest).or_default() += 1;
+    for (digest, _) in layers.values().flatten() {
+        *users.entry(digest).or_default() += 1;
     }
     Ok(layers
         .iter()
         .map(|(id, list)| {
-            let shared = list.iter().filter(|l| users[&l.digest] > 1).map(|l| l.size);
+            let shared = list
+                .iter()
+                .filter(|(d, _)| users[d] > 1)
+                .map(|(_, size)| size);
             (id.clone(), shared.sum())
         })
         .collect())
