@@ -30,12 +30,61 @@ enum Outcome {
     Dropped(String),
 }
 
-/// Downloads `desc` into `content` unless it is already there.
+/// Downloads `desc` into `content` unless it is already there. Concurrent pulls of the same
+/// blob (other threads, other kiln processes on the store) share one download: the first holds
+/// the blob's lock, the others wait and then find it committed.
 pub(crate) fn fetch(session: &Session, content: &ContentStore, desc: &Descriptor) -> Result<()> {
     let digest = desc.digest();
     if content.contains(digest) {
         return Ok(());
     }
+    let lock = DownloadLock::acquire(content, digest).map_err(|e| session.target.content(e))?;
+    if content.contains(digest) {
+        return Ok(());
+    }
+    download(session, content, desc)?;
+    lock.release();
+    Ok(())
+}
+
+/// An exclusive `flock` on `<content root>/locks/<hex>`, held while one blob downloads.
+struct DownloadLock {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+}
+
+impl DownloadLock {
+    fn acquire(content: &ContentStore, digest: &Digest) -> kiln_content::Result<Self> {
+        let dir = content.root().join("locks");
+        let path = dir.join(digest.digest());
+        let io = |e| kiln_content::Error::Io {
+            action: "locking",
+            path: path.clone(),
+            source: e,
+        };
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| io(e.into()))?;
+        Ok(Self { file, path })
+    }
+
+    /// Removes the lock file once the blob is committed, so locks don't pile up; a waiter
+    /// still holding the unlinked file re-checks the store and finds the blob.
+    fn release(self) {
+        let _ = std::fs::remove_file(&self.path);
+        drop(self.file);
+    }
+}
+
+/// Streams one blob into the store, resuming after dropped connections.
+fn download(session: &Session, content: &ContentStore, desc: &Descriptor) -> Result<()> {
+    let digest = desc.digest();
     let mut partial = new_partial(session, content)?;
     let mut drops = 0;
     loop {

@@ -267,3 +267,45 @@ fn docker_manifest_list_pull_picks_the_wanted_platform() {
     assert_eq!(pulled.manifest_digest, arm64.manifest);
     assert_eq!(pulled.index_digest, Some(list));
 }
+
+#[test]
+fn concurrent_pulls_of_one_image_share_each_blob_download() {
+    let registry = Registry::start(Mode::Plain);
+    let (proxy, log) = recording_proxy(&registry);
+    let at = kiln_image::Reference::parse(&format!("{}/kiln/shared:v1", proxy.host())).unwrap();
+    let (_src_dir, src) = store();
+    // Big enough that the two pulls overlap while the layer streams.
+    let image = build_image(&src, "amd64", 8 * 1024 * 1024, MediaFlavor::Oci);
+    client("linux/amd64")
+        .push(&src, &image.manifest, &at)
+        .unwrap();
+    log.lock().unwrap().clear();
+
+    let (_dst_dir, dst) = store();
+    std::thread::scope(|s| {
+        let pulls: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| client("linux/amd64").pull(&dst, &at)))
+            .collect();
+        for pull in pulls {
+            let pulled = pull.join().unwrap().unwrap();
+            assert_eq!(pulled.manifest_digest, image.manifest);
+        }
+    });
+    let layer_gets = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.starts_with("GET ") && r.ends_with(image.layer.digest()))
+        .count();
+    assert_eq!(
+        layer_gets,
+        1,
+        "the layer is downloaded once: {:?}",
+        log.lock().unwrap()
+    );
+    dst.verify(&image.layer).unwrap();
+    assert!(
+        !dst.root().join("locks").join(image.layer.digest()).exists(),
+        "lock file removed after the download"
+    );
+}
