@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use cli_store_util::{DockerImage, Kiln, assert_success, require, require_docker, unique_name};
+use cli_store_util::{
+    DockerImage, Kiln, assert_success, require, require_docker, run, unique_name,
+};
 
 /// A running `docker-registry serve`, killed on drop (adapted from kiln-registry's fixtures).
 struct Registry {
@@ -332,16 +334,6 @@ fn bad_arguments_fail_before_any_network_use() {
     assert!(err.contains("a password is needed"), "{err}");
     let err = k.fails(["build", "--push", "."]);
     assert!(err.contains("--tag"), "--push needs a tag: {err}");
-}
-
-/// Runs a tool, failing the test with its stderr on a non-zero exit; returns stdout.
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {program}: {e}"));
-    assert_success(&out);
-    String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
 
 /// The docker config file in `dir` (empty when there is none).

@@ -3,23 +3,11 @@
 
 mod cli_store_util;
 
-use std::process::Command;
-
 use cli_store_util::{
-    BUSYBOX_CHANGES, BUSYBOX_TAR, DockerImage, Kiln, assert_success, cells, require,
-    require_docker, unique_name,
+    BUSYBOX_CHANGES, BUSYBOX_TAR, DockerImage, Kiln, cells, require, require_docker, run,
+    unique_name,
 };
 use serde_json::Value;
-
-/// Runs a tool, failing the test with its stderr on a non-zero exit; returns stdout.
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {program}: {e}"));
-    assert_success(&out);
-    String::from_utf8(out.stdout).expect("utf-8 stdout")
-}
 
 fn docker_inspect(image: &str) -> Value {
     let docs: Vec<Value> =

@@ -91,6 +91,16 @@ impl Kiln {
     }
 }
 
+/// Runs a tool, failing the test with its stderr on a non-zero exit; returns stdout.
+pub fn run(program: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    assert_success(&out);
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
 pub fn assert_success(out: &Output) {
     assert!(
         out.status.success(),
