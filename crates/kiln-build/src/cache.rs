@@ -145,18 +145,20 @@ pub(crate) struct Hit {
 
 impl StageRun<'_, '_> {
     /// The usable record of `key`: cache allowed, record present, layer blob still stored
-    /// (its unpacked directory is recreated from the blob if it went missing).
+    /// (its unpacked directory is recreated from the blob if it went missing), else the record
+    /// of an imported cache, made local.
     pub fn cached(&self, key: Option<&str>) -> Result<Option<Hit>> {
         let Some(key) = key.filter(|_| self.use_cache) else {
             return Ok(None);
         };
         let store = self.shared.store;
-        let Some(record) = store.cache_get(key)? else {
-            return Ok(None);
+        let record = match store.cache_get(key)? {
+            Some(r) if store.content().contains(&r.layer_digest) => r,
+            _ => match crate::cache_export::imported_hit(self.shared, key)? {
+                Some(r) => r,
+                None => return Ok(None),
+            },
         };
-        if !store.content().contains(&record.layer_digest) {
-            return Ok(None);
-        }
         let layer = LayerRecord {
             digest: record.layer_digest.clone(),
             diff_id: record.diff_id.clone(),

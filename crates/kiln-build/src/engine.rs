@@ -15,6 +15,7 @@ use kiln_snapshot::Snapshotter;
 use kiln_store::Store;
 
 use crate::cache::ContextSums;
+use crate::cache_export::Exchange;
 use crate::error::{BuildError, Result};
 use crate::fetch::BaseLoader;
 use crate::layers::{BaseImage, LayerCache};
@@ -44,6 +45,8 @@ pub(crate) struct Shared<'a> {
     pub layers: LayerCache<'a>,
     /// Checksums of context sources for cache keys.
     pub sums: ContextSums,
+    /// `--cache-from` caches, and the cache mounts steps name.
+    pub exchange: Exchange,
     progress: Mutex<&'a mut dyn Progress>,
     next_step: AtomicUsize,
     results: Mutex<Vec<Option<Arc<StageOutput>>>>,
@@ -86,6 +89,7 @@ pub fn build(
     let lease = store.lease(LEASE_TTL)?;
     let (df, target, waves, image_env) = plan(store, req)?;
     lint(req, image_env, progress)?;
+    let exchange = Exchange::load(store, &req.cache_from, progress)?;
     let scratch = store.tmp_dir()?;
     let dockerfile = dockerfile_path(req);
     let matcher = IgnoreMatcher::from_context(&req.context, &dockerfile)?;
@@ -101,6 +105,7 @@ pub fn build(
         context: Context::dir(&req.context, matcher)?,
         layers: LayerCache::new(store),
         sums: ContextSums::open(store.root(), &req.context)?,
+        exchange,
         progress: Mutex::new(progress),
         next_step: AtomicUsize::new(0),
         results: Mutex::new(vec![None; stage_count]),
@@ -286,5 +291,10 @@ fn finish(shared: &Shared<'_>) -> Result<BuildResult> {
             .collect(),
     };
     shared.progress(|p| p.summary(&summary));
-    Ok(BuildResult { image, stages })
+    let cache = crate::cache_export::collect(shared, &results);
+    Ok(BuildResult {
+        image,
+        stages,
+        cache,
+    })
 }

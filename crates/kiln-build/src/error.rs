@@ -87,6 +87,14 @@ pub enum BuildError {
         /// The OS error.
         source: io::Error,
     },
+    /// A `--cache-from` cache cannot be read: corrupt, or not a kiln cache.
+    #[error("importing cache from {from}: {message}")]
+    CacheImport {
+        /// The cache, as `--cache-from` named it.
+        from: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A worker thread panicked (a bug); the build is abandoned.
     #[error("internal error: a build worker panicked")]
     WorkerPanicked,

@@ -28,6 +28,7 @@
 //! ```
 
 mod cache;
+pub mod cache_export;
 mod copy;
 mod engine;
 mod error;
@@ -44,6 +45,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use cache_export::{BuildCache, CacheSource};
 pub use engine::build;
 pub use error::{BuildError, Result};
 pub use fetch::{FetchError, ImageFetcher};
@@ -113,6 +115,8 @@ pub struct BuildRequest {
     pub pull: bool,
     /// Fetches FROM / `--from` images the store lacks before any step runs; `None`: store only.
     pub fetcher: Option<Arc<dyn ImageFetcher>>,
+    /// `--cache-from`: caches whose records steps may use, read lazily (see [`cache_export`]).
+    pub cache_from: Vec<Arc<dyn CacheSource>>,
 }
 
 /// A stage built on the way to the target, stored as an intermediate image.
@@ -133,6 +137,8 @@ pub struct BuildResult {
     pub image: ImageRecord,
     /// The other stages built, in stage order.
     pub stages: Vec<BuiltStage>,
+    /// The step records the build wrote or used, for `--cache-to`.
+    pub cache: BuildCache,
 }
 
 /// The current time as RFC 3339 UTC, as configs and history record it.

@@ -147,15 +147,8 @@ fn cache(shared: &Shared<'_>, m: &Mount, target: String, out: &mut Prepared) -> 
     if m.from.is_some() {
         return Err(BuildError::Unsupported("cache mounts with from=".into()));
     }
-    let id =
-        m.id.clone()
-            .filter(|i| !i.is_empty())
-            .unwrap_or(target.clone());
-    let dir = shared
-        .store
-        .root()
-        .join("cache-mounts")
-        .join(encode_id(&id));
+    let id = cache_id(m, &target);
+    let dir = cache_dir(shared.store, &id);
     if !dir.is_dir() {
         std::fs::create_dir_all(&dir).map_err(io_err("creating cache mount", &dir))?;
         let mode = m.mode.unwrap_or(0o755);
@@ -173,6 +166,27 @@ fn cache(shared: &Shared<'_>, m: &Mount, target: String, out: &mut Prepared) -> 
         readonly: m.read_only,
     });
     Ok(())
+}
+
+/// A cache mount's id: its `id=`, else its (resolved) target.
+fn cache_id(m: &Mount, target: &str) -> String {
+    m.id.clone()
+        .filter(|i| !i.is_empty())
+        .unwrap_or_else(|| target.to_string())
+}
+
+/// The ids of the cache mounts among `mounts`; relative targets are taken from `cwd`.
+pub(crate) fn cache_ids(mounts: &[Mount], cwd: &str) -> Vec<String> {
+    mounts
+        .iter()
+        .filter(|m| m.kind == MountType::Cache && m.from.is_none())
+        .filter_map(|m| target(m, cwd).ok().map(|t| cache_id(m, &t)))
+        .collect()
+}
+
+/// Where the store keeps the cache mount `id`.
+pub(crate) fn cache_dir(store: &kiln_store::Store, id: &str) -> PathBuf {
+    store.root().join("cache-mounts").join(encode_id(id))
 }
 
 /// A cache id as one safe directory name: hex of its bytes, so distinct ids never collide.

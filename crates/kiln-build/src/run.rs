@@ -62,6 +62,9 @@ pub(crate) fn run(st: &mut StageRun<'_, '_>, ex: &Expanded, r: &Run) -> Result<(
         mounts: &mounts,
     };
     let security = format!("{:?}", r.security.as_ref().map(|s| s.value));
+    for id in crate::mounts::cache_ids(&mounts, &cwd) {
+        crate::cache_export::note_cache_mount(st.shared, &id);
+    }
     st.step(format!("RUN {shown}"), |run, step| {
         let shared = run.shared;
         let key = key(run, &spec, &security)?;

@@ -39,6 +39,8 @@ pub(crate) struct StageOutput {
     pub key: String,
     /// The `created` of its newest layer (see the module docs).
     pub clock: Option<String>,
+    /// The step records it wrote or used.
+    pub records: Vec<CacheRecord>,
 }
 
 /// How a step got its result.
@@ -379,6 +381,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
             record,
             key: self.key,
             clock: self.clock,
+            records: self.records,
         })
     }
 }

@@ -125,6 +125,25 @@ impl Client {
         pull::pull(self, &session, content, reference)
     }
 
+    /// The manifest or index `reference` names, verified against its digest, without any of
+    /// the blobs it refers to: for artifacts whose blobs are fetched one by one, on demand.
+    pub fn manifest(&self, reference: &Reference) -> Result<(Digest, Vec<u8>)> {
+        let session = self.session(reference, &["pull"])?;
+        pull::fetch_by_reference(&session, reference)
+    }
+
+    /// Downloads the blob `desc` of `reference`'s repository into `content` (verified),
+    /// unless it is there already.
+    pub fn fetch_blob(
+        &self,
+        content: &ContentStore,
+        reference: &Reference,
+        desc: &oci_spec::image::Descriptor,
+    ) -> Result<()> {
+        let session = self.session(reference, &["pull"])?;
+        blob::fetch(&session, content, desc)
+    }
+
     /// Pushes the image (manifest or index) `manifest_digest` from `content`
     /// to `reference`; returns the digest the registry stored it under.
     pub fn push(

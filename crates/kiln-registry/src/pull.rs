@@ -45,12 +45,7 @@ pub(crate) fn pull(
     reference: &Reference,
 ) -> Result<Pulled> {
     let wanted = &client.opts.platform;
-    let by = match (reference.digest(), reference.tag()) {
-        (Some(d), _) => d.to_string(),
-        (None, Some(tag)) => tag.to_string(),
-        (None, None) => kiln_image::DEFAULT_TAG.to_string(),
-    };
-    let top = fetch_manifest(session, &by, reference.digest())?;
+    let top = fetch_manifest(session, &manifest_ref(reference), reference.digest())?;
     let (index, image) = match top.kind {
         Kind::Manifest => (None, top),
         Kind::Index => {
@@ -88,6 +83,24 @@ pub(crate) fn pull(
         config_digest: manifest.config().digest().clone(),
         index_digest: index.map(|i| i.digest),
     })
+}
+
+/// What `manifests/<by>` names for `reference`: its digest, else its tag, else `latest`.
+fn manifest_ref(reference: &Reference) -> String {
+    match (reference.digest(), reference.tag()) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(tag)) => tag.to_string(),
+        (None, None) => kiln_image::DEFAULT_TAG.to_string(),
+    }
+}
+
+/// The verified manifest or index `reference` names, and its digest.
+pub(crate) fn fetch_by_reference(
+    session: &Session,
+    reference: &Reference,
+) -> Result<(Digest, Vec<u8>)> {
+    let fetched = fetch_manifest(session, &manifest_ref(reference), reference.digest())?;
+    Ok((fetched.digest, fetched.bytes))
 }
 
 fn store(session: &Session, content: &ContentStore, fetched: &Fetched) -> Result<()> {
