@@ -75,7 +75,11 @@ pub fn export_layout(
         }
     }
     let config_bytes = serde_json::to_vec(&config).map_err(invalid)?;
-    let config_desc = write_doc(dest, MediaType::Other(CONFIG_MEDIA_TYPE.into()), &config_bytes)?;
+    let config_desc = write_doc(
+        dest,
+        MediaType::Other(CONFIG_MEDIA_TYPE.into()),
+        &config_bytes,
+    )?;
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
@@ -154,7 +158,11 @@ fn mount_layer(
         uid: meta.uid(),
         gid: meta.gid(),
     };
-    let layer = layer_descriptor(MediaType::ImageLayerGzip.to_string().as_str(), size, &digest);
+    let layer = layer_descriptor(
+        MediaType::ImageLayerGzip.to_string().as_str(),
+        size,
+        &digest,
+    );
     Ok(Some((entry, layer)))
 }
 
@@ -190,12 +198,11 @@ fn write_index(dir: &Path, manifest: &Descriptor) -> Result<()> {
         .and_then(|()| temp.as_file().sync_all())
         .map_err(io_err("writing", temp.path()))?;
     let target = dir.join(INDEX_JSON);
-    temp.persist(&target)
-        .map_err(|e| BuildError::Io {
-            action: "replacing",
-            path: target.clone(),
-            source: e.error,
-        })?;
+    temp.persist(&target).map_err(|e| BuildError::Io {
+        action: "replacing",
+        path: target.clone(),
+        source: e.error,
+    })?;
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err("syncing", dir))

@@ -15,7 +15,9 @@ use kiln_layer::UnpackOptions;
 use kiln_store::{CacheRecord, LayerRecord, Store};
 
 use super::INDEX_JSON;
-use super::format::{CacheConfig, MAX_DOC, MountEntry, Parsed, RecordEntry, config_of, cross_check};
+use super::format::{
+    CacheConfig, MAX_DOC, MountEntry, Parsed, RecordEntry, config_of, cross_check,
+};
 use crate::FetchError;
 use crate::engine::Shared;
 use crate::error::{BuildError, Result};
@@ -64,8 +66,7 @@ impl CacheSource for LocalCache {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("reading {}: {e}", index_path.display()).into()),
         };
-        let index =
-            parse_index(&bytes).map_err(|e| format!("{}: {e}", index_path.display()))?;
+        let index = parse_index(&bytes).map_err(|e| format!("{}: {e}", index_path.display()))?;
         let desc = index
             .manifests()
             .iter()
@@ -265,7 +266,10 @@ fn localize(
 pub(crate) fn note_cache_mount(shared: &Shared<'_>, id: &str) {
     let exchange = &shared.exchange;
     let first = {
-        let mut used = exchange.used_mounts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut used = exchange
+            .used_mounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         used.insert(id.to_string())
     };
     let Some(mount) = exchange.mounts.get(id).filter(|_| first) else {
@@ -279,7 +283,10 @@ pub(crate) fn note_cache_mount(shared: &Shared<'_>, id: &str) {
         return;
     };
     if let Err(e) = restore_mount(shared.store, source.as_ref(), mount, &dir) {
-        let text = format!("cache import {}: cache mount {id:?}: {e}", source.describe());
+        let text = format!(
+            "cache import {}: cache mount {id:?}: {e}",
+            source.describe()
+        );
         shared.progress(|p| p.warning(&text));
     }
 }

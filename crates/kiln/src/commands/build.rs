@@ -16,7 +16,7 @@ use kiln_export::ExportImage;
 use serde_json::json;
 
 use super::frontend::build_args;
-use super::{registry, store};
+use super::{cache_io, registry, store};
 use crate::cli::GlobalArgs;
 
 #[derive(Debug, Args)]
@@ -73,6 +73,13 @@ pub struct BuildArgs {
     /// Push the result to its registry under every `-t` tag after the build
     #[arg(long, requires = "tags")]
     pub push: bool,
+    /// Export the step cache: `type=local,dest=DIR[,mode=max|min][,mounts=true]` or
+    /// `type=registry,ref=HOST/REPO:TAG`; repeatable
+    #[arg(long = "cache-to", value_name = "type=TYPE,...")]
+    pub cache_to: Vec<String>,
+    /// Use an exported step cache: `type=local,src=DIR` or `type=registry,ref=REF`; repeatable
+    #[arg(long = "cache-from", value_name = "type=TYPE,...")]
+    pub cache_from: Vec<String>,
     /// Build context directory, or `-` for a tar archive on stdin
     #[arg(value_name = "CONTEXT")]
     pub context: PathBuf,
@@ -109,6 +116,7 @@ enum Output {
 
 pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<ExitCode> {
     let output = parse_output(args.output.as_deref())?;
+    let cache_to = cache_io::parse_cache_to(&args.cache_to)?;
     let context = BuildContext::open(&args.context, args.file.as_deref())?;
     let (dockerfile, dockerfile_name, dockerfile_path) =
         context.dockerfile(args.file.as_deref())?;
@@ -134,6 +142,7 @@ pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<ExitCode> {
         },
         pull: args.pull,
         fetcher: Some(registry::fetcher(global)?),
+        cache_from: cache_io::sources(global, &args.cache_from)?,
     };
     let store = store::open(global)?;
     let quiet = args.quiet || args.progress == ProgressArg::Quiet;
@@ -141,6 +150,7 @@ pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<ExitCode> {
     let result = kiln_build::build(&store, &req, &mut progress).map_err(|e| anyhow!("{e}"))?;
     let image = &result.image;
     export(&store, &output, image, &args.tags)?;
+    cache_io::export(global, &store, &result.cache, &cache_to)?;
     if args.push {
         registry::push_tags(global, &store, &args.tags)?;
     }

@@ -75,7 +75,7 @@ pub struct LogoutArgs {
 }
 
 /// A registry client configured by the global flags, for `platform` (default: the host's).
-fn client(global: &GlobalArgs, platform: Option<&str>) -> anyhow::Result<Client> {
+pub(super) fn client(global: &GlobalArgs, platform: Option<&str>) -> anyhow::Result<Client> {
     let mut opts = RegistryOptions {
         ca_dirs: global.registry.certs_dirs.clone(),
         auth: AuthSource::from_env(),
