@@ -340,3 +340,83 @@ fn bad_arguments_fail_before_any_network_use() {
 fn read(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("config.json")).unwrap_or_default()
 }
+
+/// The image ID and the `cached` flags of the non-FROM steps a `--metadata-file` lists.
+fn metadata_steps(meta: &Path) -> (String, Vec<bool>) {
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(meta).expect("metadata file")).expect("JSON");
+    let steps = doc["kiln.steps"].as_array().expect("kiln.steps");
+    let cached = steps
+        .iter()
+        .filter(|s| !s["step"].as_str().unwrap_or_default().starts_with("FROM "))
+        .map(|s| s["cached"].as_bool().expect("cached flag"))
+        .collect();
+    let id = doc["containerimage.config.digest"]
+        .as_str()
+        .unwrap_or_default();
+    (id.to_string(), cached)
+}
+
+#[test]
+fn build_cache_round_trips_through_a_registry() {
+    let reg = Registry::plain();
+    let base = reg.image("kiln/base:1");
+    let cache = reg.image("kiln/cache:build");
+    let a = Kiln::new();
+    a.import_busybox(&base);
+    kiln_ok(&a, &["push", &base]);
+    let ctx = context(&format!(
+        "FROM {base} AS builder\nRUN echo built > /out\n\
+         FROM {base}\nCOPY --from=builder /out /out\nRUN cat /out > /copy\n"
+    ));
+    let meta_a = a.path().join("meta.json");
+    let to = format!("type=registry,ref={cache}");
+    kiln_ok(
+        &a,
+        &[
+            "build",
+            "--cache-to",
+            &to,
+            "--metadata-file",
+            path_str(&meta_a),
+            path_str(ctx.path()),
+        ],
+    );
+    let (id_a, cached_a) = metadata_steps(&meta_a);
+    assert_eq!(cached_a, [false, false, false]);
+
+    let b = Kiln::new();
+    let meta_b = b.path().join("meta.json");
+    let from = format!("type=registry,ref={cache}");
+    kiln_ok(
+        &b,
+        &[
+            "build",
+            "--cache-from",
+            &from,
+            "--metadata-file",
+            path_str(&meta_b),
+            path_str(ctx.path()),
+        ],
+    );
+    let (id_b, cached_b) = metadata_steps(&meta_b);
+    assert_eq!(
+        cached_b,
+        [true, true, true],
+        "every step from the registry cache"
+    );
+    assert_eq!(id_b, id_a, "same image ID");
+
+    let missing = format!("type=registry,ref={}", reg.image("kiln/cache:none"));
+    let (_, stderr) = kiln_ok(
+        &b,
+        &[
+            "build",
+            "--no-cache",
+            "--cache-from",
+            &missing,
+            path_str(ctx.path()),
+        ],
+    );
+    assert!(stderr.contains("no cache there yet"), "{stderr}");
+}

@@ -73,13 +73,8 @@ pub struct BuildArgs {
     /// Push the result to its registry under every `-t` tag after the build
     #[arg(long, requires = "tags")]
     pub push: bool,
-    /// Export the step cache: `type=local,dest=DIR[,mode=max|min][,mounts=true]` or
-    /// `type=registry,ref=HOST/REPO:TAG`; repeatable
-    #[arg(long = "cache-to", value_name = "type=TYPE,...")]
-    pub cache_to: Vec<String>,
-    /// Use an exported step cache: `type=local,src=DIR` or `type=registry,ref=REF`; repeatable
-    #[arg(long = "cache-from", value_name = "type=TYPE,...")]
-    pub cache_from: Vec<String>,
+    #[command(flatten)]
+    pub cache: Box<cache_io::CacheArgs>,
     /// Build context directory, or `-` for a tar archive on stdin
     #[arg(value_name = "CONTEXT")]
     pub context: PathBuf,
@@ -116,7 +111,7 @@ enum Output {
 
 pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<ExitCode> {
     let output = parse_output(args.output.as_deref())?;
-    let cache_to = cache_io::parse_cache_to(&args.cache_to)?;
+    let cache_to = cache_io::parse_cache_to(&args.cache.cache_to)?;
     let context = BuildContext::open(&args.context, args.file.as_deref())?;
     let (dockerfile, dockerfile_name, dockerfile_path) =
         context.dockerfile(args.file.as_deref())?;
@@ -142,7 +137,7 @@ pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<ExitCode> {
         },
         pull: args.pull,
         fetcher: Some(registry::fetcher(global)?),
-        cache_from: cache_io::sources(global, &args.cache_from)?,
+        cache_from: cache_io::sources(global, &args.cache.cache_from)?,
     };
     let store = store::open(global)?;
     let quiet = args.quiet || args.progress == ProgressArg::Quiet;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow, bail};
+use clap::Args;
 use kiln_build::cache_export::{
     CacheExportOptions, CacheMode, CacheSource, LocalCache, export_dir, export_layout,
 };
@@ -18,6 +19,18 @@ use kiln_store::Store;
 
 use super::registry;
 use crate::cli::GlobalArgs;
+
+/// `kiln build`'s cache flags (boxed there: they keep the command enum small).
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// Export the step cache: `type=local,dest=DIR[,mode=max|min][,mounts=true]` or
+    /// `type=registry,ref=HOST/REPO:TAG`; repeatable
+    #[arg(long = "cache-to", value_name = "type=TYPE,...")]
+    pub cache_to: Vec<String>,
+    /// Use an exported step cache: `type=local,src=DIR` or `type=registry,ref=REF`; repeatable
+    #[arg(long = "cache-from", value_name = "type=TYPE,...")]
+    pub cache_from: Vec<String>,
+}
 
 /// Where a cache goes or comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

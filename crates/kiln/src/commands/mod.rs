@@ -3,7 +3,7 @@
 mod archive;
 pub mod build;
 pub mod builder;
-mod cache_io;
+pub mod cache_io;
 mod frontend;
 mod history;
 mod human;
