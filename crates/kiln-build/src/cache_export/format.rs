@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use kiln_content::Digest;
-use kiln_image::oci_spec::image::{Descriptor, ImageManifest, MediaType};
+use kiln_image::oci_spec::image::{Descriptor, DigestAlgorithm, ImageManifest, MediaType};
 use serde::{Deserialize, Serialize};
 
 /// Media type of the cache config blob: what tells a kiln cache from an image.
@@ -86,9 +86,13 @@ pub(crate) fn cross_check(manifest: &ImageManifest, config: CacheConfig) -> Resu
     };
     let mut parsed = Parsed::default();
     for r in config.records {
-        r.diff_id
-            .parse::<Digest>()
-            .map_err(|e| format!("record {}: diff ID {:?}: {e}", r.key, r.diff_id))?;
+        let diff_id = r.diff_id.parse::<Digest>().ok();
+        if diff_id.is_none_or(|d| d.algorithm() != &DigestAlgorithm::Sha256) {
+            return Err(format!(
+                "record {}: diff ID {:?} is not a sha256 digest",
+                r.key, r.diff_id
+            ));
+        }
         let desc = find(&r.layer)?;
         parsed.records.push((r, desc));
     }
@@ -97,4 +101,87 @@ pub(crate) fn cross_check(manifest: &ImageManifest, config: CacheConfig) -> Resu
         parsed.mounts.push((m, desc));
     }
     Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use kiln_image::oci_spec::image::ImageManifestBuilder;
+
+    use super::*;
+
+    fn digest(c: char) -> Digest {
+        format!("sha256:{}", c.to_string().repeat(64))
+            .parse()
+            .unwrap()
+    }
+
+    fn manifest(config_type: &str, layers: &[Digest]) -> ImageManifest {
+        ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .config(Descriptor::new(config_type.into(), 2, digest('c')))
+            .layers(
+                layers
+                    .iter()
+                    .map(|d| Descriptor::new(MediaType::ImageLayerGzip, 10, d.clone()))
+                    .collect::<Vec<_>>(),
+            )
+            .build()
+            .unwrap()
+    }
+
+    fn record(layer: &Digest) -> RecordEntry {
+        RecordEntry {
+            key: "k".into(),
+            layer: layer.to_string(),
+            diff_id: digest('d').to_string(),
+            created: "1970-01-01T00:00:00Z".into(),
+            stage: "s".into(),
+            instruction: "RUN x".into(),
+            labels: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn image_configs_are_not_caches() {
+        let m = manifest("application/vnd.oci.image.config.v1+json", &[]);
+        assert!(
+            config_of(&m)
+                .unwrap_err()
+                .contains("not a kiln build cache")
+        );
+        assert!(config_of(&manifest(CONFIG_MEDIA_TYPE, &[])).is_ok());
+    }
+
+    #[test]
+    fn records_must_name_manifest_layers() {
+        let m = manifest(CONFIG_MEDIA_TYPE, &[digest('a')]);
+        let ok = CacheConfig {
+            records: vec![record(&digest('a'))],
+            mounts: Vec::new(),
+        };
+        let parsed = cross_check(&m, ok).unwrap();
+        assert_eq!(
+            parsed.records[0].1.size(),
+            10,
+            "the manifest's descriptor is used"
+        );
+        let stray = CacheConfig {
+            records: vec![record(&digest('b'))],
+            mounts: Vec::new(),
+        };
+        assert!(
+            cross_check(&m, stray)
+                .unwrap_err()
+                .contains("not in the cache manifest")
+        );
+        for diff_id in ["md5:x", "nonsense"] {
+            let mut bad = record(&digest('a'));
+            bad.diff_id = diff_id.into();
+            let bad = CacheConfig {
+                records: vec![bad],
+                mounts: Vec::new(),
+            };
+            assert!(cross_check(&m, bad).unwrap_err().contains("not a sha256"));
+        }
+    }
 }
