@@ -33,6 +33,10 @@
 //!
 //! Metadata instructions (ENV, LABEL, USER, ...) have no records: they only change the
 //! config, and reach later keys through the fields above.
+//!
+//! Keys depend only on inputs, never on the store, so records carry over between stores:
+//! [`crate::cache_export`] exports them (`--cache-to`) and a miss here falls back to the
+//! imported ones (`--cache-from`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

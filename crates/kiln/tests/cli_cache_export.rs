@@ -61,6 +61,11 @@ impl Built {
 }
 
 fn build(k: &Kiln, ctx: &Path, extra: &[&str]) -> Built {
+    build_with(k, ctx, extra, &[])
+}
+
+/// [`build`] with extra environment variables for kiln.
+fn build_with(k: &Kiln, ctx: &Path, extra: &[&str], env: &[(&str, &str)]) -> Built {
     let meta = k.path().join("meta.json");
     let out = k
         .cmd([
@@ -74,6 +79,7 @@ fn build(k: &Kiln, ctx: &Path, extra: &[&str]) -> Built {
         .arg(&meta)
         .args(extra)
         .arg(ctx)
+        .envs(env.iter().copied())
         .output()
         .expect("running kiln");
     cli_store_util::assert_success(&out);
@@ -161,10 +167,14 @@ fn exported_cache_makes_a_fresh_store_rebuild_fully_cached() {
         "application/vnd.kiln.cache.config.v1+json"
     );
     assert_eq!(config["records"].as_array().unwrap().len(), 4, "{config}");
-    let second = build(
+    // With runc as the runtime and no PATH to find it, any container start would fail the build.
+    let from = format!("type=local,src={}", path(&cache));
+    let no_runtime = [("PATH", "/nonexistent")];
+    let second = build_with(
         &b,
         ctx.path(),
-        &["--cache-from", &format!("type=local,src={}", path(&cache))],
+        &["--runtime", "runc", "--cache-from", &from],
+        &no_runtime,
     );
     assert_eq!(
         second.cached().len(),
@@ -173,7 +183,7 @@ fn exported_cache_makes_a_fresh_store_rebuild_fully_cached() {
         second.steps,
         second.stderr
     );
-    // A RUN that ran would have printed its DONE line; every step is CACHED instead.
+    // A step that ran would have printed its DONE line; every step is CACHED instead.
     assert!(!second.stderr.contains(" DONE "), "{}", second.stderr);
     assert_eq!(second.id, first.id, "same image ID from the imported cache");
     // The records are now B's own: a rebuild without --cache-from is cached too.
