@@ -309,3 +309,33 @@ fn concurrent_pulls_of_one_image_share_each_blob_download() {
         "lock file removed after the download"
     );
 }
+
+#[test]
+fn manifest_and_single_blobs_are_fetched_without_the_rest() {
+    let registry = Registry::start(Mode::Plain);
+    let (_src_dir, src) = store();
+    let image = build_image(&src, "amd64", 20_000, MediaFlavor::Oci);
+    let reference = registry.reference("kiln/lazy:v1");
+    let c = client("linux/amd64");
+    c.push(&src, &image.manifest, &reference).unwrap();
+
+    let (_dst_dir, dst) = store();
+    let (digest, bytes) = c.manifest(&reference).unwrap();
+    assert_eq!(digest, image.manifest);
+    assert_eq!(kiln_content::sha256_digest(&bytes), image.manifest);
+    assert!(
+        !dst.contains(&image.config),
+        "a manifest fetch stores nothing"
+    );
+    let manifest = kiln_image::parse_manifest(&bytes).unwrap();
+    let layer = &manifest.layers()[0];
+    c.fetch_blob(&dst, &reference, layer).unwrap();
+    dst.verify(&image.layer).unwrap();
+    assert!(!dst.contains(&image.config), "only the blob asked for");
+
+    let missing = registry.reference("kiln/lazy:nope");
+    assert!(matches!(
+        c.manifest(&missing),
+        Err(Error::ManifestUnknown { .. })
+    ));
+}
