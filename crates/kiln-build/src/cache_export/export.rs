@@ -15,7 +15,9 @@ use kiln_image::{canonical_json, parse_index, parse_manifest};
 use kiln_layer::LayerOptions;
 use kiln_store::{CacheRecord, Store};
 
-use super::format::{CONFIG_MEDIA_TYPE, CacheConfig, MAX_DOC, MountEntry, REF_NAME, RecordEntry};
+use super::format::{
+    CONFIG_MEDIA_TYPE, CacheConfig, MAX_DOC, MountEntry, REF_NAME, RecordEntry, read_bounded,
+};
 use super::{BuildCache, INDEX_JSON};
 use crate::error::{BuildError, Result, io_err};
 
@@ -158,11 +160,7 @@ fn mount_layer(
         uid: meta.uid(),
         gid: meta.gid(),
     };
-    let layer = layer_descriptor(
-        MediaType::ImageLayerGzip.to_string().as_str(),
-        size,
-        &digest,
-    );
+    let layer = Descriptor::new(MediaType::ImageLayerGzip, size, digest);
     Ok(Some((entry, layer)))
 }
 
@@ -211,7 +209,7 @@ fn write_index(dir: &Path, manifest: &Descriptor) -> Result<()> {
 /// Blobs of the kiln cache `dir` held before this export (none if it held none, or not a
 /// readable one): only these may be removed afterwards.
 fn previous_blobs(dir: &Path, layout: &ContentStore) -> HashSet<Digest> {
-    let Ok(bytes) = std::fs::read(dir.join(INDEX_JSON)) else {
+    let Ok(bytes) = read_bounded(&dir.join(INDEX_JSON)) else {
         return HashSet::new();
     };
     let Ok(index) = parse_index(&bytes) else {

@@ -3,6 +3,8 @@
 //! mount. In a directory, `index.json` points at that manifest; in a registry, a tag does.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::Path;
 
 use kiln_content::Digest;
 use kiln_image::oci_spec::image::{Descriptor, DigestAlgorithm, ImageManifest, MediaType};
@@ -16,6 +18,20 @@ pub(crate) const REF_NAME: &str = "kiln-cache";
 
 /// Largest index, manifest or config read into memory.
 pub(crate) const MAX_DOC: u64 = 16 << 20;
+
+/// Reads a small file (an index, a manifest), refusing one over [`MAX_DOC`] bytes.
+pub(crate) fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_DOC + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_DOC {
+        return Err(std::io::Error::other(format!(
+            "over the {MAX_DOC} byte limit for metadata"
+        )));
+    }
+    Ok(bytes)
+}
 
 /// The config blob.
 #[derive(Debug, Default, Serialize, Deserialize)]

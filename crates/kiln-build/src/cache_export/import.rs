@@ -16,7 +16,7 @@ use kiln_store::{CacheRecord, LayerRecord, Store};
 
 use super::INDEX_JSON;
 use super::format::{
-    CacheConfig, MAX_DOC, MountEntry, Parsed, RecordEntry, config_of, cross_check,
+    CacheConfig, MAX_DOC, MountEntry, Parsed, RecordEntry, config_of, cross_check, read_bounded,
 };
 use crate::FetchError;
 use crate::engine::Shared;
@@ -61,7 +61,7 @@ impl CacheSource for LocalCache {
 
     fn manifest(&self) -> Result<Option<Vec<u8>>, FetchError> {
         let index_path = self.dir.join(INDEX_JSON);
-        let bytes = match std::fs::read(&index_path) {
+        let bytes = match read_bounded(&index_path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("reading {}: {e}", index_path.display()).into()),
@@ -72,11 +72,8 @@ impl CacheSource for LocalCache {
             .iter()
             .find(|d| d.media_type() == &MediaType::ImageManifest)
             .ok_or_else(|| format!("{} lists no image manifest", index_path.display()))?;
-        if desc.size() > MAX_DOC {
-            return Err(format!("cache manifest {} is too large", desc.digest()).into());
-        }
         let path = self.blob_path(desc.digest());
-        let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let bytes = read_bounded(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
         let actual = kiln_content::sha256_digest(&bytes);
         if &actual != desc.digest() {
             return Err(format!(
@@ -263,15 +260,15 @@ fn localize(
 
 /// Notes the cache mount `id` a RUN step names; the first time, restores it from an imported
 /// cache if the store has no mount with that id (failures are warnings: the mount starts empty).
+/// Every RUN notes its mounts before it runs and the restore holds the lock, so no step sees a
+/// mount half restored, nor creates it empty meanwhile.
 pub(crate) fn note_cache_mount(shared: &Shared<'_>, id: &str) {
     let exchange = &shared.exchange;
-    let first = {
-        let mut used = exchange
-            .used_mounts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        used.insert(id.to_string())
-    };
+    let mut used = exchange
+        .used_mounts
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let first = used.insert(id.to_string());
     let Some(mount) = exchange.mounts.get(id).filter(|_| first) else {
         return;
     };
