@@ -18,6 +18,7 @@ mod system;
 mod table;
 mod tag;
 mod template;
+mod tty;
 
 use std::process::ExitCode;
 
