@@ -40,20 +40,40 @@ pub struct CacheExportOptions {
     pub mounts: bool,
 }
 
-/// Writes `cache` into the layout `dest` (blobs, config, manifest; no `index.json`) and returns
-/// the manifest's descriptor: what a registry export pushes.
+/// Writes `cache` into the scratch layout `dest` (blobs, config, manifest; no `index.json`) and
+/// returns the manifest's descriptor: what a registry export pushes. Layer blobs are hard-linked
+/// from the store where they can be, so `dest` must be a layout nobody writes into.
 pub fn export_layout(
     store: &Store,
     cache: &BuildCache,
     opts: &CacheExportOptions,
     dest: &ContentStore,
 ) -> Result<Descriptor> {
+    write_layout(store, cache, opts, dest, Blobs::Link)
+}
+
+/// How layer blobs get from the store into the exported layout.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Blobs {
+    /// Hard links where possible (a scratch layout: no copy, and no one edits it).
+    Link,
+    /// Copies (a user's directory: editing it must never reach the store).
+    Copy,
+}
+
+fn write_layout(
+    store: &Store,
+    cache: &BuildCache,
+    opts: &CacheExportOptions,
+    dest: &ContentStore,
+    blobs: Blobs,
+) -> Result<Descriptor> {
     let records = selected(cache, opts.mode);
     let mut seen = HashSet::new();
     let mut descriptors = Vec::new();
     let mut config = CacheConfig::default();
     for r in &records {
-        copy_blob(store.content(), dest, &r.layer_digest)?;
+        copy_blob(store.content(), dest, &r.layer_digest, blobs)?;
         if seen.insert(r.layer_digest.clone()) {
             descriptors.push(layer_descriptor(&r.media_type, r.size, &r.layer_digest));
         }
@@ -105,7 +125,7 @@ pub fn export_dir(
     std::fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
     let layout = ContentStore::open(dir)?;
     let previous = previous_blobs(dir, &layout);
-    let manifest = export_layout(store, cache, opts, &layout)?;
+    let manifest = write_layout(store, cache, opts, &layout, Blobs::Copy)?;
     write_index(dir, &manifest)?;
     let kept: HashSet<Digest> = current_blobs(&layout, &manifest)?;
     for stale in previous.difference(&kept) {
@@ -131,9 +151,15 @@ fn layer_descriptor(media_type: &str, size: u64, digest: &Digest) -> Descriptor 
     Descriptor::new(MediaType::from(media_type), size, digest.clone())
 }
 
-/// Streams a blob from the store into `dest` (verified on commit) unless it is there.
-fn copy_blob(from: &ContentStore, dest: &ContentStore, digest: &Digest) -> Result<()> {
+/// Puts a blob of the store into `dest` unless it is there: a hard link if asked and possible,
+/// else a streamed copy verified on commit.
+fn copy_blob(from: &ContentStore, dest: &ContentStore, digest: &Digest, how: Blobs) -> Result<()> {
     if dest.contains(digest) {
+        return Ok(());
+    }
+    if how == Blobs::Link
+        && std::fs::hard_link(from.blob_path(digest), dest.blob_path(digest)).is_ok()
+    {
         return Ok(());
     }
     let blob = from.open_blob(digest)?;
