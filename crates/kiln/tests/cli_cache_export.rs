@@ -482,3 +482,69 @@ fn a_corrupt_layer_blob_is_a_warning_and_a_miss_never_a_wrong_layer() {
     b.ok(["system", "check"]);
     drop(a);
 }
+
+/// A store with the same base as `like` (saved from it and loaded).
+fn fresh_store_like(like: &Kiln) -> Kiln {
+    let tar = like.path().join("base-again.oci.tar");
+    like.ok(["save", "--format", "oci", "-o", path(&tar), "lab/busybox:1"]);
+    let k = Kiln::new();
+    k.ok(["load", "-i", path(&tar)]);
+    k
+}
+
+#[test]
+fn ci_runners_share_one_cache_dir_read_and_written_by_each_build() {
+    let (a, b) = two_stores();
+    let ctx = context(DOCKERFILE);
+    let cache = tempfile::tempdir().unwrap();
+    let flags = [
+        "--cache-from".to_owned(),
+        format!("type=local,src={}", path(cache.path())),
+        "--cache-to".to_owned(),
+        format!("type=local,dest={}", path(cache.path())),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    build(&a, ctx.path(), &flags);
+    let dockerfile = DOCKERFILE.replace("echo app", "echo app2");
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+    let second = build(&b, ctx.path(), &flags);
+    assert_eq!(
+        second.ran(),
+        ["app RUN echo app2 > /app.txt"],
+        "only the changed step runs"
+    );
+    let c = fresh_store_like(&a);
+    let third = build(&c, ctx.path(), &flags);
+    assert_eq!(
+        third.cached().len(),
+        4,
+        "{:?}\n{}",
+        third.steps,
+        third.stderr
+    );
+    assert_eq!(third.id, second.id);
+}
+
+#[test]
+fn a_fully_cached_build_still_carries_its_cache_mounts_forward() {
+    let (a, b) = two_stores();
+    let first = a.path().join("first");
+    let fill = context(MOUNT_FILL);
+    let to = |dir: &Path| format!("type=local,dest={},mounts=true", path(dir));
+    build(&a, fill.path(), &["--cache-to", &to(&first)]);
+    let second = b.path().join("second");
+    let from = format!("type=local,src={}", path(&first));
+    let built = build(
+        &b,
+        fill.path(),
+        &["--cache-from", &from, "--cache-to", &to(&second)],
+    );
+    assert_eq!(built.cached().len(), 1, "{:?}", built.steps);
+    let (_, config) = read_cache(&second);
+    assert_eq!(config["mounts"][0]["id"], "pkg", "{config}");
+    let mount = b.path().join("cache-mounts").join(hex("pkg"));
+    assert_eq!(
+        std::fs::read_to_string(mount.join("seed")).unwrap(),
+        "fill\n"
+    );
+}
