@@ -7,7 +7,8 @@
 //! blob and kept unpacked for the steps after it. Metadata instructions only edit the config.
 //! Layer-making steps are content-addressed in the step cache (keys and records: see the
 //! `cache` module): an unchanged step reuses its recorded layer instead of running, so an
-//! unchanged rebuild runs nothing and yields the same image ID.
+//! unchanged rebuild runs nothing and yields the same image ID. [`cache_export`] carries the
+//! step cache between stores: exported after a build, imported lazily by the next one.
 //! [`import_rootfs`] makes base images from rootfs tarballs, like `docker import`.
 //!
 //! ```no_run

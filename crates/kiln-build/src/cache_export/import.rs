@@ -71,7 +71,12 @@ impl CacheSource for LocalCache {
             .manifests()
             .iter()
             .find(|d| d.media_type() == &MediaType::ImageManifest)
-            .ok_or_else(|| format!("{} lists no image manifest", index_path.display()))?;
+            .ok_or_else(|| {
+                format!(
+                    "not a kiln build cache: {} lists no image manifest",
+                    index_path.display()
+                )
+            })?;
         let path = self.blob_path(desc.digest());
         let bytes = read_bounded(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
         let actual = kiln_content::sha256_digest(&bytes);
@@ -176,7 +181,8 @@ fn read_config(
     source: &dyn CacheSource,
     manifest: &[u8],
 ) -> std::result::Result<Parsed, String> {
-    let manifest = parse_manifest(manifest).map_err(|e| format!("cache manifest: {e}"))?;
+    let manifest = parse_manifest(manifest)
+        .map_err(|e| format!("not a kiln build cache: its manifest does not parse: {e}"))?;
     let config = config_of(&manifest)?;
     if config.size() > MAX_DOC {
         return Err(format!("cache config {} is too large", config.digest()));
