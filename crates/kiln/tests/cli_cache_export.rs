@@ -548,3 +548,56 @@ fn a_fully_cached_build_still_carries_its_cache_mounts_forward() {
         "fill\n"
     );
 }
+
+/// Stores `bytes` as a blob of the layout `dir`; returns its digest and size.
+fn put_blob(dir: &Path, bytes: &[u8]) -> (String, usize) {
+    let tmp = dir.join("blob.tmp");
+    std::fs::write(&tmp, bytes).unwrap();
+    let digest = sha256_file(&tmp);
+    std::fs::rename(&tmp, blob_path(dir, &digest)).unwrap();
+    (digest, bytes.len())
+}
+
+#[test]
+fn a_record_claiming_another_layers_diff_id_is_a_miss() {
+    let (_a, b, ctx, cache) = exported();
+    let mut index: Value =
+        serde_json::from_slice(&std::fs::read(cache.join("index.json")).unwrap()).unwrap();
+    let (mut manifest, mut config) = read_cache(&cache);
+    let records = config["records"].as_array_mut().unwrap();
+    let copy_diff = records
+        .iter()
+        .find(|r| r["instruction"] == "COPY a.txt /a.txt")
+        .unwrap()["diffID"]
+        .clone();
+    let run = records
+        .iter_mut()
+        .find(|r| r["instruction"] == "RUN cat /a.txt > /out")
+        .unwrap();
+    run["diffID"] = copy_diff;
+    let (digest, size) = put_blob(&cache, &serde_json::to_vec(&config).unwrap());
+    manifest["config"]["digest"] = digest.into();
+    manifest["config"]["size"] = size.into();
+    let (digest, size) = put_blob(&cache, &serde_json::to_vec(&manifest).unwrap());
+    index["manifests"][0]["digest"] = digest.into();
+    index["manifests"][0]["size"] = size.into();
+    std::fs::write(
+        cache.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+
+    let from = format!("type=local,src={}", path(&cache));
+    let built = build(
+        &b,
+        ctx.path(),
+        &["--target", "builder", "--cache-from", &from],
+    );
+    assert_eq!(
+        built.cached(),
+        ["builder COPY a.txt /a.txt"],
+        "{}",
+        built.stderr
+    );
+    assert!(built.stderr.contains("the record says"), "{}", built.stderr);
+}

@@ -260,6 +260,15 @@ fn localize(
         size,
         media_type: record.media_type.clone(),
     };
+    // Unpacking checks the diff ID; a directory already unpacked under that diff ID would be
+    // taken as is, so then the blob is checked against the claim first.
+    if store.unpacked(&record.diff_id)?.is_some() {
+        let blob = BufReader::new(store.content().open_blob(&record.layer_digest)?);
+        let (actual, _) = kiln_layer::diff_id_of(blob)?;
+        if actual != record.diff_id {
+            return Err(format!("diff ID {actual}, the record says {}", record.diff_id).into());
+        }
+    }
     shared.layers.lowers(&[unpacked])?;
     Ok(record)
 }
