@@ -601,3 +601,27 @@ fn a_record_claiming_another_layers_diff_id_is_a_miss() {
     );
     assert!(built.stderr.contains("the record says"), "{}", built.stderr);
 }
+
+#[test]
+fn mode_min_keeps_the_stages_the_target_is_built_from() {
+    let a = Kiln::new();
+    a.import_busybox("lab/busybox:1");
+    let ctx = context(
+        "FROM lab/busybox:1 AS tool\nRUN echo t > /t\n\
+         FROM lab/busybox:1 AS base\nRUN echo b > /b\n\
+         FROM base AS app\nCOPY --from=tool /t /t\n",
+    );
+    let (max, min) = (a.path().join("max"), a.path().join("min"));
+    build(
+        &a,
+        ctx.path(),
+        &[
+            "--cache-to",
+            &format!("type=local,dest={}", path(&max)),
+            "--cache-to",
+            &format!("type=local,dest={},mode=min", path(&min)),
+        ],
+    );
+    assert_eq!(record_stages(&read_cache(&max).1), ["tool", "base", "app"]);
+    assert_eq!(record_stages(&read_cache(&min).1), ["base", "app"]);
+}
