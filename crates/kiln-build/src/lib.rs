@@ -36,8 +36,10 @@ mod import;
 mod layers;
 mod metadata;
 mod mounts;
+mod platform;
 mod progress;
 mod run;
+mod secret;
 mod stage;
 
 use std::collections::BTreeMap;
@@ -50,6 +52,7 @@ pub use fetch::{FetchError, ImageFetcher};
 pub use import::import_rootfs;
 pub use kiln_executor::Network;
 pub use metadata::DEFAULT_SHELL;
+pub use platform::parse_platform;
 pub use progress::{
     BuildSummary, PlainProgress, Progress, StageSize, StepInfo, StepOutcome, format_size,
     size_lines,
@@ -113,6 +116,21 @@ pub struct BuildRequest {
     pub pull: bool,
     /// Fetches FROM / `--from` images the store lacks before any step runs; `None`: store only.
     pub fetcher: Option<Arc<dyn ImageFetcher>>,
+    /// `--secret` sources by id, for `RUN --mount=type=secret`: read only while a RUN runs,
+    /// never written into a layer nor hashed into a cache key.
+    pub secrets: BTreeMap<String, SecretSource>,
+    /// `--platform` (`os/arch[/variant]`); `None`: the host's. Only stages that run nothing may
+    /// target another platform than the host's.
+    pub platform: Option<String>,
+}
+
+/// Where a `--secret` value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// A file on the host (`src=FILE`).
+    File(PathBuf),
+    /// An environment variable of the kiln process (`env=VAR`).
+    Env(String),
 }
 
 /// A stage built on the way to the target, stored as an intermediate image.

@@ -108,7 +108,10 @@ impl<'s, 'a> StageRun<'s, 'a> {
     /// Resolves the base and runs the FROM step (unpacking base layers) and ONBUILD triggers.
     fn start(shared: &'s Shared<'a>, stage: &Stage) -> Result<Self> {
         let (builder, base) = match &stage.base {
-            Base::Scratch => (scratch(), None),
+            Base::Scratch => (
+                crate::platform::scratch_for(shared.req, stage, scratch())?,
+                None,
+            ),
             Base::Stage(i) => (shared.stage_output(*i)?.builder.clone(), None),
             Base::Image(name) => {
                 let image = BaseImage::load(shared.store, name)?;

@@ -76,6 +76,9 @@ pub struct BuildArgs {
     /// Build context directory, or `-` for a tar archive on stdin
     #[arg(value_name = "CONTEXT")]
     pub context: PathBuf,
+    /// `--secret`, `--platform`, `--compression`.
+    #[command(flatten)]
+    pub flags: super::build_flags::FlagArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -134,6 +137,8 @@ pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<ExitCode> {
         },
         pull: args.pull,
         fetcher: Some(registry::fetcher(global)?),
+        secrets: super::build_flags::secrets(&args.flags.secrets)?,
+        platform: args.flags.platform.clone(),
     };
     let store = store::open(global)?;
     let quiet = args.quiet || args.progress == ProgressArg::Quiet;

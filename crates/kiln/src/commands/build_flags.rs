@@ -1,0 +1,101 @@
+//! `kiln build` flags as buildx spells them: `--secret`, `--platform`.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, bail};
+use clap::Args;
+use kiln_build::SecretSource;
+
+#[derive(Debug, Args)]
+pub struct FlagArgs {
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or `id=ID,env=VAR`
+    /// (`type=file|env`); never stored in the image nor in the cache; repeatable
+    #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
+    pub secrets: Vec<String>,
+    /// Target platform (`os/arch[/variant]`); RUN steps can only run for the host's
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+}
+
+/// `--secret` values by id; a file source must exist now (a missing env var is only a missing
+/// secret, as with buildx).
+pub fn secrets(raw: &[String]) -> anyhow::Result<BTreeMap<String, SecretSource>> {
+    raw.iter()
+        .map(|item| {
+            let (id, source) = parse_secret(item)?;
+            if let SecretSource::File(path) = &source {
+                std::fs::metadata(path).map_err(|e| {
+                    anyhow!("--secret {item:?}: cannot read {}: {e}", path.display())
+                })?;
+            }
+            Ok((id, source))
+        })
+        .collect()
+}
+
+/// One `--secret`, parsed as buildx does: `id`, `src`/`source`, `env`, `type=file|env`; without
+/// a source, the variable named like the id if it is set, else the file named like it.
+fn parse_secret(item: &str) -> anyhow::Result<(String, SecretSource)> {
+    let (mut id, mut src, mut env, mut kind) = (None, None, None, None);
+    for field in item.split(',') {
+        let Some((key, value)) = field.split_once('=') else {
+            bail!("invalid --secret {item:?}: field {field:?} must be a key=value pair");
+        };
+        match key.to_ascii_lowercase().as_str() {
+            "id" => id = Some(value.to_owned()),
+            "src" | "source" => src = Some(value.to_owned()),
+            "env" => env = Some(value.to_owned()),
+            "type" if matches!(value, "file" | "env") => kind = Some(value.to_owned()),
+            "type" => bail!("invalid --secret {item:?}: unsupported type {value:?} (file or env)"),
+            other => bail!(
+                "invalid --secret {item:?}: unknown key {other:?} (expected id, src, env or type)"
+            ),
+        }
+    }
+    let id = id
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| anyhow!("invalid --secret {item:?}: id=ID is required"))?;
+    if kind.as_deref() == Some("env") && env.is_none() {
+        env = src.take();
+    }
+    let source = match (src, env) {
+        (Some(_), Some(_)) => bail!("invalid --secret {item:?}: give src= or env=, not both"),
+        (Some(path), None) => SecretSource::File(path.into()),
+        (None, Some(var)) => SecretSource::Env(var),
+        (None, None) if kind.as_deref() == Some("env") || std::env::var_os(&id).is_some() => {
+            SecretSource::Env(id.clone())
+        }
+        (None, None) => SecretSource::File(id.clone().into()),
+    };
+    Ok((id, source))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_parse_like_buildx() {
+        let p = |s: &str| parse_secret(s).map_err(|e| e.to_string());
+        assert_eq!(
+            p("id=a,src=/f").unwrap(),
+            ("a".into(), SecretSource::File("/f".into()))
+        );
+        assert_eq!(
+            p("id=a,env=V").unwrap(),
+            ("a".into(), SecretSource::Env("V".into()))
+        );
+        assert_eq!(
+            p("type=env,id=a,src=V").unwrap(),
+            ("a".into(), SecretSource::Env("V".into()))
+        );
+        assert!(
+            p("id=a,bogus=1")
+                .unwrap_err()
+                .contains("unknown key \"bogus\"")
+        );
+        assert!(p("src=/f").unwrap_err().contains("id=ID is required"));
+        assert!(p("id=a,type=ssh").unwrap_err().contains("unsupported type"));
+        assert!(p("id=a,src").unwrap_err().contains("key=value"));
+    }
+}

@@ -1,0 +1,235 @@
+//! `kiln build` flags as buildx has them: `--secret` with `RUN --mount=type=secret`,
+//! `--platform`, `--compression`, `--output type=local|tar`, and their errors.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn bases() -> PathBuf {
+    let dir = PathBuf::from(
+        std::env::var("KILN_TEST_BASES").unwrap_or("/var/cache/kiln-test/bases".into()),
+    );
+    assert!(
+        dir.join("busybox.tar").is_file(),
+        "base tarballs missing in {}: run scripts/setup.sh",
+        dir.display()
+    );
+    dir
+}
+
+/// A fresh store with `lab/busybox:1` imported as the conformance cases expect.
+fn store_with_busybox() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    kiln(root.path())
+        .arg("import")
+        .arg(bases().join("busybox.tar"))
+        .arg("lab/busybox:1")
+        .args(["--change", "CMD [\"sh\"]", "--change"])
+        .arg(format!("ENV {PATH_ENV}"))
+        .assert()
+        .success();
+    root
+}
+
+fn kiln(root: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("kiln").unwrap();
+    cmd.arg("--root").arg(root);
+    cmd
+}
+
+/// A context directory holding `dockerfile` (and the returned guard keeps it).
+fn context(dockerfile: &str) -> tempfile::TempDir {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+    ctx
+}
+
+/// `kiln build -q` with `args`; returns the image ID.
+fn build(root: &Path, ctx: &Path, args: &[&str]) -> String {
+    let out = kiln(root)
+        .args(["build", "-q"])
+        .args(args)
+        .arg(ctx)
+        .assert()
+        .success();
+    String::from_utf8(out.get_output().stdout.clone())
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// The steps a build ran (not served by the cache), from its `--metadata-file`.
+fn ran_steps(meta: &Path) -> Vec<String> {
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(meta).unwrap()).unwrap();
+    doc["kiln.steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["cached"] == false)
+        .map(|s| s["step"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// One layer of a saved image: its entry names and every file's bytes.
+struct Layer {
+    files: BTreeMap<String, Vec<u8>>,
+}
+
+/// Reads a tar (plain, gzip or zstd by magic) into entry names and contents.
+fn read_tar(blob: &[u8]) -> BTreeMap<String, Vec<u8>> {
+    let reader: Box<dyn Read + '_> = match blob {
+        [0x1f, 0x8b, ..] => Box::new(flate2::read::GzDecoder::new(blob)),
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Box::new(zstd::stream::read::Decoder::new(blob).unwrap()),
+        _ => Box::new(blob),
+    };
+    let mut archive = tar::Archive::new(reader);
+    let mut files = BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = String::from_utf8(entry.path_bytes().to_vec()).unwrap();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        files.insert(name, data);
+    }
+    files
+}
+
+/// The layers of `image` as `kiln save --format oci` writes them, bottom first.
+fn saved_layers(root: &Path, image: &str) -> Vec<Layer> {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("image.tar");
+    kiln(root)
+        .args(["save", "--format", "oci", "-o"])
+        .arg(&archive)
+        .arg(image)
+        .assert()
+        .success();
+    let files = read_tar(&std::fs::read(&archive).unwrap());
+    let blob = |digest: &str| &files[&format!("blobs/sha256/{}", &digest["sha256:".len()..])];
+    let json = |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).unwrap();
+    let index = json(&files["index.json"]);
+    let manifest = json(blob(index["manifests"][0]["digest"].as_str().unwrap()));
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| Layer {
+            files: read_tar(blob(l["digest"].as_str().unwrap())),
+        })
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+const SECRET: &str = "kiln-secret-value-42";
+
+/// Each RUN writes what it saw upper-cased, so the layers prove it saw the secret without
+/// holding the secret itself.
+const SECRET_DOCKERFILE: &str = "FROM lab/busybox:1
+RUN --mount=type=secret,id=tok tr a-z A-Z < /run/secrets/tok > /default && stat -c '%a %u' /run/secrets/tok >> /default
+RUN --mount=type=secret,id=tok,target=/etc/app/tok.conf,mode=0440,uid=1000,gid=1000 tr a-z A-Z < /etc/app/tok.conf > /custom && stat -c '%a %u %g' /etc/app/tok.conf >> /custom
+RUN --mount=type=secret,id=absent test ! -e /run/secrets/absent && echo skipped > /absent
+RUN --mount=type=secret,id=tok,env=TOKEN echo \"$TOKEN\" | tr a-z A-Z > /env && test ! -e /run/secrets/tok
+";
+
+#[test]
+fn secrets_reach_only_their_run_and_never_a_layer_or_cache_key() {
+    let root = store_with_busybox();
+    let ctx = context(SECRET_DOCKERFILE);
+    let secret = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    std::fs::write(&secret, SECRET).unwrap();
+    let src = format!("id=tok,src={}", secret.display());
+    let id = build(root.path(), ctx.path(), &["-t", "sec:1", "--secret", &src]);
+    let layers = saved_layers(root.path(), "sec:1");
+    let upper = SECRET.to_uppercase();
+    let file = |name: &str| {
+        layers
+            .iter()
+            .rev()
+            .find_map(|l| l.files.get(name))
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_else(|| panic!("{name} missing from the image"))
+    };
+    assert_eq!(file("default"), format!("{upper}400 0\n"));
+    assert_eq!(file("custom"), format!("{upper}440 1000 1000\n"));
+    assert_eq!(file("absent"), "skipped\n");
+    assert_eq!(file("env"), format!("{upper}\n"));
+    for layer in &layers[1..] {
+        for (name, data) in &layer.files {
+            assert!(!contains(data, SECRET.as_bytes()), "secret in {name}");
+            assert!(
+                !name.starts_with("run") && !name.starts_with("etc/app"),
+                "mountpoint left in a layer: {name}"
+            );
+        }
+    }
+    // A new secret value is not a new cache key, as in BuildKit.
+    std::fs::write(&secret, "another value").unwrap();
+    let meta = ctx.path().join("meta.json");
+    let meta_arg = meta.to_str().unwrap();
+    let again = build(
+        root.path(),
+        ctx.path(),
+        &["--secret", &src, "--metadata-file", meta_arg],
+    );
+    assert_eq!(again, id);
+    assert_eq!(ran_steps(&meta), Vec::<String>::new());
+}
+
+#[test]
+fn secret_from_an_env_var_and_the_required_flag() {
+    let root = store_with_busybox();
+    let ctx = context(
+        "FROM lab/busybox:1\nRUN --mount=type=secret,id=tok,required=true tr a-z A-Z < /run/secrets/tok > /got\n",
+    );
+    kiln(root.path())
+        .env("KILN_TEST_TOKEN", SECRET)
+        .args([
+            "build",
+            "-t",
+            "env:1",
+            "--secret",
+            "id=tok,env=KILN_TEST_TOKEN",
+        ])
+        .arg(ctx.path())
+        .assert()
+        .success();
+    let layers = saved_layers(root.path(), "env:1");
+    let got = &layers.last().unwrap().files["got"];
+    assert_eq!(got, SECRET.to_uppercase().as_bytes());
+    kiln(root.path())
+        .args(["build", "--no-cache"])
+        .arg(ctx.path())
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("secret \"tok\" not found"));
+}
+
+#[test]
+fn bad_secret_flags_are_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let ctx = context("FROM scratch\n");
+    for (flag, message) in [
+        ("id=a,bogus=1", "unknown key \"bogus\""),
+        (
+            "id=a,src=/nonexistent/kiln-secret",
+            "cannot read /nonexistent/kiln-secret",
+        ),
+        ("src=/etc/hostname", "id=ID is required"),
+        ("id=a,type=ssh", "unsupported type \"ssh\""),
+    ] {
+        kiln(root.path())
+            .args(["build", "--secret", flag])
+            .arg(ctx.path())
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains(message));
+    }
+}
