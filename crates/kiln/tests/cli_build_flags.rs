@@ -233,3 +233,108 @@ fn bad_secret_flags_are_refused() {
             .stderr(predicate::str::contains(message));
     }
 }
+
+#[test]
+fn ssh_mounts_are_refused_with_their_location() {
+    let root = store_with_busybox();
+    for mount in ["type=ssh", "type=ssh,required=true"] {
+        let ctx = context(&format!(
+            "FROM lab/busybox:1\nRUN true\nRUN --mount={mount} true\n"
+        ));
+        kiln(root.path())
+            .arg("build")
+            .arg(ctx.path())
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains(
+                "Dockerfile:3:13: RUN --mount=type=ssh is not supported yet",
+            ))
+            .stderr(predicate::str::contains("panick").not());
+    }
+}
+
+/// `key` of the config of `image`, read from `kiln inspect`.
+fn config_field(root: &Path, image: &str, key: &str) -> serde_json::Value {
+    let out = kiln(root).args(["inspect", image]).assert().success();
+    let doc: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let doc = doc.as_array().map_or(&doc, |a| &a[0]);
+    doc[key].clone()
+}
+
+#[test]
+fn host_platform_and_its_automatic_args() {
+    let root = store_with_busybox();
+    let ctx = context(
+        "FROM --platform=$BUILDPLATFORM lab/busybox:1 AS b\n\
+         FROM --platform=$TARGETPLATFORM b\n\
+         ARG BUILDPLATFORM BUILDOS BUILDARCH TARGETPLATFORM TARGETOS TARGETARCH TARGETVARIANT\n\
+         RUN echo \"$BUILDPLATFORM $BUILDOS $BUILDARCH $TARGETPLATFORM $TARGETOS $TARGETARCH [$TARGETVARIANT]\" > /p\n",
+    );
+    for (tag, args) in [
+        ("plat:default", vec![]),
+        ("plat:amd64", vec!["--platform", "linux/amd64"]),
+    ] {
+        let mut all = vec!["-t", tag];
+        all.extend(args);
+        build(root.path(), ctx.path(), &all);
+        let layers = saved_layers(root.path(), tag);
+        assert_eq!(
+            String::from_utf8_lossy(&layers.last().unwrap().files["p"]),
+            "linux/amd64 linux amd64 linux/amd64 linux amd64 []\n"
+        );
+        assert_eq!(config_field(root.path(), tag, "Architecture"), "amd64");
+        assert_eq!(config_field(root.path(), tag, "Os"), "linux");
+    }
+}
+
+#[test]
+fn other_platforms_are_refused_unless_nothing_runs() {
+    let root = store_with_busybox();
+    let run = context("FROM lab/busybox:1\nRUN true\n");
+    kiln(root.path())
+        .args(["build", "--platform", "linux/arm64"])
+        .arg(run.path())
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "kiln cannot build for linux/arm64 on linux/amd64: no emulation",
+        ));
+    let pinned = context(
+        "FROM lab/busybox:1\nRUN true\nFROM --platform=linux/arm64 lab/busybox:1\nRUN true\n",
+    );
+    kiln(root.path())
+        .arg("build")
+        .arg(pinned.path())
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "Dockerfile:3:17: kiln cannot build for linux/arm64 on linux/amd64: no emulation",
+        ));
+    for bad in ["linux/", "arm64/linux", "linux/z80"] {
+        kiln(root.path())
+            .args(["build", "--platform", bad])
+            .arg(run.path())
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains(format!(
+                "invalid --platform \"{bad}\""
+            )));
+    }
+    // Cross-compiling: the builder runs on the host, the scratch result is for the target.
+    let cross = context(
+        "FROM --platform=$BUILDPLATFORM lab/busybox:1 AS b\nARG TARGETARCH\nRUN echo $TARGETARCH > /arch\n\
+         FROM scratch\nCOPY --from=b /arch /arch\n",
+    );
+    build(
+        root.path(),
+        cross.path(),
+        &["-t", "cross:arm", "--platform", "linux/arm/v7"],
+    );
+    assert_eq!(
+        config_field(root.path(), "cross:arm", "Architecture"),
+        "arm"
+    );
+    assert_eq!(config_field(root.path(), "cross:arm", "Variant"), "v7");
+    let layers = saved_layers(root.path(), "cross:arm");
+    assert_eq!(layers.last().unwrap().files["arch"], b"arm\n");
+}
