@@ -51,6 +51,7 @@ pub use error::{BuildError, Result};
 pub use fetch::{FetchError, ImageFetcher};
 pub use import::import_rootfs;
 pub use kiln_executor::Network;
+pub use kiln_layer::Compression;
 pub use metadata::DEFAULT_SHELL;
 pub use platform::parse_platform;
 pub use progress::{
@@ -122,6 +123,9 @@ pub struct BuildRequest {
     /// `--platform` (`os/arch[/variant]`); `None`: the host's. Only stages that run nothing may
     /// target another platform than the host's.
     pub platform: Option<String>,
+    /// `--compression` of the layers this build makes. A step served by the cache keeps the
+    /// layer it recorded, whatever its compression (as BuildKit without `force-compression`).
+    pub compression: Compression,
 }
 
 /// Where a `--secret` value comes from.

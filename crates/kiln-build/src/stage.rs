@@ -299,7 +299,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
             .prepare(&stackable(&self.lowers), &tmp.path().join("snapshot"))?;
         work(snapshot.rootfs())?;
         let upper = snapshot.finish()?;
-        let (layer, dir) = commit_upper(store, &upper)?;
+        let (layer, dir) = commit_upper(store, &upper, self.shared.req.compression)?;
         let created = crate::now();
         let entry = history_entry(&created_by, Some(&created), false);
         self.builder.add_layer(layer.clone(), entry);

@@ -338,3 +338,151 @@ fn other_platforms_are_refused_unless_nothing_runs() {
     let layers = saved_layers(root.path(), "cross:arm");
     assert_eq!(layers.last().unwrap().files["arch"], b"arm\n");
 }
+
+/// Runs a tool the test needs, failing loudly when it is missing or fails.
+fn tool(name: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(name)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{name} is needed (scripts/setup.sh installs it): {e}"));
+    assert!(
+        out.status.success(),
+        "{name} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Every path under `dir` with its type, mode, owner and content (or link target).
+fn tree(dir: &Path) -> BTreeMap<String, String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let what = if meta.is_symlink() {
+                format!("-> {}", std::fs::read_link(&path).unwrap().display())
+            } else if meta.is_dir() {
+                todo.push(path.clone());
+                "dir".into()
+            } else {
+                format!("{:?}", std::fs::read(&path).unwrap_or_default())
+            };
+            let rel = path.strip_prefix(dir).unwrap().display().to_string();
+            let mode = meta.mode() & 0o7777;
+            out.insert(
+                rel,
+                format!("{mode:o} {}:{} {what}", meta.uid(), meta.gid()),
+            );
+        }
+    }
+    out
+}
+
+const LAYERS_DOCKERFILE: &str = "FROM lab/busybox:1
+RUN mkdir -p /out && echo hi > /out/a && ln -s ../etc/passwd /out/link && chmod 4750 /out/a
+COPY Dockerfile /out/df
+WORKDIR /w
+";
+
+/// Builds the layers Dockerfile with `compression` into a fresh store, saves it as an OCI
+/// archive, and returns the store, the archive, and its layer media types as skopeo reads them.
+fn build_compressed(compression: &str) -> (tempfile::TempDir, PathBuf, Vec<String>) {
+    let root = store_with_busybox();
+    let ctx = context(LAYERS_DOCKERFILE);
+    build(
+        root.path(),
+        ctx.path(),
+        &["-t", "c:1", "--compression", compression],
+    );
+    let archive = root.path().join("c.oci.tar");
+    kiln(root.path())
+        .args(["save", "--format", "oci", "-o"])
+        .arg(&archive)
+        .arg("c:1")
+        .assert()
+        .success();
+    let raw = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            &format!("oci-archive:{}", archive.display()),
+        ],
+    );
+    let manifest: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let media = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap().to_owned())
+        .collect();
+    (root, archive, media)
+}
+
+/// The rootfs umoci unpacks from `archive`, after skopeo (which reads zstd; umoci 0.4 does
+/// not) rewrote its layers as gzip.
+fn unpacked_by_umoci(archive: &Path, work: &Path) -> BTreeMap<String, String> {
+    let layout = work.join("layout");
+    let src = format!("oci-archive:{}", archive.display());
+    let dest = format!("oci:{}:img", layout.display());
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            "--dest-compress",
+            "--dest-compress-format",
+            "gzip",
+            &src,
+            &dest,
+        ],
+    );
+    let bundle = work.join("bundle");
+    let image = format!("{}:img", layout.display());
+    tool(
+        "umoci",
+        &["unpack", "--image", &image, bundle.to_str().unwrap()],
+    );
+    tree(&bundle.join("rootfs"))
+}
+
+#[test]
+fn zstd_and_uncompressed_layers_hold_the_same_files_as_gzip() {
+    const GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+    let (_gz_root, gz_archive, gz_media) = build_compressed("gzip");
+    let (_zst_root, zst_archive, zst_media) = build_compressed("zstd");
+    let (plain_root, _, plain_media) = build_compressed("uncompressed");
+    // The imported base layer stays gzip; the build's three layers follow --compression.
+    assert_eq!(gz_media, [GZIP; 4]);
+    let made = |media: &[String]| media[1..].to_vec();
+    assert_eq!(
+        made(&zst_media),
+        ["application/vnd.oci.image.layer.v1.tar+zstd"; 3]
+    );
+    assert_eq!(
+        made(&plain_media),
+        ["application/vnd.oci.image.layer.v1.tar"; 3]
+    );
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir(work.path().join("gz")).unwrap();
+    std::fs::create_dir(work.path().join("zst")).unwrap();
+    let gz = unpacked_by_umoci(&gz_archive, &work.path().join("gz"));
+    let zst = unpacked_by_umoci(&zst_archive, &work.path().join("zst"));
+    assert!(gz["out/a"].starts_with("4750 0:0"), "{}", gz["out/a"]);
+    assert_eq!(gz["out/link"], "777 0:0 -> ../etc/passwd");
+    assert_eq!(zst, gz);
+    let plain = saved_layers(plain_root.path(), "c:1");
+    assert_eq!(plain[1].files["out/a"], b"hi\n");
+}
+
+#[test]
+fn a_zstd_build_reuses_gzip_layers_from_the_cache() {
+    let root = store_with_busybox();
+    let ctx = context(LAYERS_DOCKERFILE);
+    let gz = build(root.path(), ctx.path(), &["--compression", "gzip"]);
+    let zst = build(root.path(), ctx.path(), &["--compression", "zstd"]);
+    assert_eq!(zst, gz, "cached steps keep the layers they recorded");
+}

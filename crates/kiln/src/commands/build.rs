@@ -139,6 +139,7 @@ pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<ExitCode> {
         fetcher: Some(registry::fetcher(global)?),
         secrets: super::build_flags::secrets(&args.flags.secrets)?,
         platform: args.flags.platform.clone(),
+        compression: args.flags.compression.layer(),
     };
     let store = store::open(global)?;
     let quiet = args.quiet || args.progress == ProgressArg::Quiet;

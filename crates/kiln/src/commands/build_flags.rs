@@ -1,10 +1,10 @@
-//! `kiln build` flags as buildx spells them: `--secret`, `--platform`.
+//! `kiln build` flags as buildx spells them: `--secret`, `--platform`, `--compression`.
 
 use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail};
-use clap::Args;
-use kiln_build::SecretSource;
+use clap::{Args, ValueEnum};
+use kiln_build::{Compression, SecretSource};
 
 #[derive(Debug, Args)]
 pub struct FlagArgs {
@@ -15,6 +15,27 @@ pub struct FlagArgs {
     /// Target platform (`os/arch[/variant]`); RUN steps can only run for the host's
     #[arg(long, value_name = "OS/ARCH")]
     pub platform: Option<String>,
+    /// Compression of the layers the build makes; steps served by the cache keep the layer
+    /// they recorded, whatever its compression (as BuildKit without force-compression)
+    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
+    pub compression: CompressionArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressionArg {
+    Gzip,
+    Zstd,
+    Uncompressed,
+}
+
+impl CompressionArg {
+    pub fn layer(self) -> Compression {
+        match self {
+            Self::Gzip => Compression::Gzip,
+            Self::Zstd => Compression::Zstd,
+            Self::Uncompressed => Compression::None,
+        }
+    }
 }
 
 /// `--secret` values by id; a file source must exist now (a missing env var is only a missing
