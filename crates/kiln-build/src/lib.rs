@@ -38,6 +38,7 @@ mod metadata;
 mod mounts;
 mod platform;
 mod progress;
+mod rootfs;
 mod run;
 mod secret;
 mod stage;
@@ -58,6 +59,7 @@ pub use progress::{
     BuildSummary, PlainProgress, Progress, StageSize, StepInfo, StepOutcome, format_size,
     size_lines,
 };
+pub use rootfs::{export_rootfs_dir, export_rootfs_tar};
 
 use kiln_store::ImageRecord;
 

@@ -486,3 +486,136 @@ fn a_zstd_build_reuses_gzip_layers_from_the_cache() {
     let zst = build(root.path(), ctx.path(), &["--compression", "zstd"]);
     assert_eq!(zst, gz, "cached steps keep the layers they recorded");
 }
+
+/// Symlinks that point out of the rootfs (absolute, climbing, to a host file) and files
+/// copied through them.
+const LINKS_DOCKERFILE: &str = "FROM lab/busybox:1 AS b
+RUN mkdir -p /out/data && echo d > /out/data/file && ln -s / /out/escape && ln -s /etc/passwd /out/passwd && ln -s ../../.. /out/up
+FROM scratch
+COPY --from=b /out /
+COPY f.txt /escape/via-escape.txt
+COPY f.txt /up/via-up.txt
+";
+
+#[test]
+fn local_output_writes_the_files_inside_dest_only() {
+    let root = store_with_busybox();
+    let ctx = context(LINKS_DOCKERFILE);
+    std::fs::write(ctx.path().join("f.txt"), "f\n").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let (dest, outside) = (work.path().join("dest"), work.path().join("outside"));
+    std::fs::create_dir_all(&dest).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(dest.join("keep.txt"), "mine").unwrap();
+    // A link already in dest where the image has a directory must not lead out of it.
+    std::os::unix::fs::symlink(&outside, dest.join("data")).unwrap();
+    let output = format!("type=local,dest={}", dest.display());
+    build(root.path(), ctx.path(), &["-o", &output]);
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "wrote outside dest"
+    );
+    let got = tree(&dest);
+    assert_eq!(got["escape"], "777 0:0 -> /");
+    assert_eq!(got["passwd"], "777 0:0 -> /etc/passwd");
+    assert_eq!(got["up"], "777 0:0 -> ../../..");
+    assert_eq!(got["data"], "755 0:0 dir");
+    assert!(
+        got["data/file"].ends_with(&format!("{:?}", b"d\n")),
+        "{got:?}"
+    );
+    assert!(
+        got.contains_key("via-escape.txt") && got.contains_key("via-up.txt"),
+        "{got:?}"
+    );
+    assert!(got.contains_key("keep.txt"), "files already in dest stay");
+    // `-o DIR` is buildx's shorthand for type=local.
+    let short = work.path().join("short");
+    build(root.path(), ctx.path(), &["-o", short.to_str().unwrap()]);
+    let mut expected = got.clone();
+    expected.remove("keep.txt");
+    assert_eq!(tree(&short), expected);
+}
+
+#[test]
+fn tar_output_to_a_file_and_to_stdout() {
+    let root = store_with_busybox();
+    let ctx = context(LINKS_DOCKERFILE);
+    std::fs::write(ctx.path().join("f.txt"), "f\n").unwrap();
+    let file = ctx.path().join("out.tar");
+    let output = format!("type=tar,dest={}", file.display());
+    build(root.path(), ctx.path(), &["-o", &output]);
+    let from_file = read_tar(&std::fs::read(&file).unwrap());
+    let names: Vec<&str> = from_file.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "data/",
+            "data/file",
+            "escape",
+            "passwd",
+            "up",
+            "via-escape.txt",
+            "via-up.txt"
+        ]
+    );
+    // `dest=-` streams the tar to stdout, so -q prints no image ID there.
+    let out = kiln(root.path())
+        .args(["build", "-q", "-o", "type=tar,dest=-"])
+        .arg(ctx.path())
+        .assert()
+        .success();
+    assert_eq!(read_tar(&out.get_output().stdout), from_file);
+    // The target stage decides what is written.
+    let out = kiln(root.path())
+        .args(["build", "--target", "b", "-o", "-"])
+        .arg(ctx.path())
+        .assert()
+        .success();
+    let builder = read_tar(&out.get_output().stdout);
+    assert!(builder.contains_key("out/data/file") && builder.contains_key("bin/sh"));
+}
+
+#[test]
+fn image_outputs_still_work_and_bad_outputs_are_refused() {
+    let root = store_with_busybox();
+    let ctx = context("FROM lab/busybox:1\nRUN echo hi > /hi\n");
+    let oci = ctx.path().join("img.oci.tar");
+    build(
+        root.path(),
+        ctx.path(),
+        &["-o", &format!("type=oci,dest={}", oci.display())],
+    );
+    let raw = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            &format!("oci-archive:{}", oci.display()),
+        ],
+    );
+    assert!(
+        raw.contains("application/vnd.oci.image.manifest.v1+json"),
+        "{raw}"
+    );
+    for (output, message) in [
+        ("type=local", "--output type=local needs dest=DIR"),
+        ("type=tar", "--output type=tar needs dest=FILE"),
+        (
+            "type=local,dest=x,compression=zstd",
+            "unknown field \"compression\"",
+        ),
+        (
+            "type=registry,dest=x",
+            "--output type=registry is not supported",
+        ),
+    ] {
+        kiln(root.path())
+            .args(["build", "-o", output])
+            .arg(ctx.path())
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains(message));
+    }
+}

@@ -1,8 +1,11 @@
-//! `kiln build` flags as buildx spells them: `--secret`, `--platform`, `--compression`.
+//! `kiln build` flags as buildx spells them: `--secret`, `--platform`, `--compression`, and the
+//! filesystem outputs `--output type=local|tar`.
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
 
-use anyhow::{anyhow, bail};
+use anyhow::{Context as _, anyhow, bail};
 use clap::{Args, ValueEnum};
 use kiln_build::{Compression, SecretSource};
 
@@ -91,6 +94,69 @@ fn parse_secret(item: &str) -> anyhow::Result<(String, SecretSource)> {
     Ok((id, source))
 }
 
+/// Where a filesystem output goes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RootfsDest {
+    Dir(PathBuf),
+    Tar(PathBuf),
+    Stdout,
+}
+
+/// `--output type=local,dest=DIR`, `type=tar,dest=FILE|-`, or buildx's shorthands `DIR` and
+/// `-`; `None` for the other output types.
+pub fn rootfs_output(raw: &str) -> anyhow::Result<Option<RootfsDest>> {
+    if !raw.contains('=') {
+        return Ok(Some(match raw {
+            "-" => RootfsDest::Stdout,
+            "" => bail!("invalid --output \"\": expected type=TYPE[,dest=PATH] or a directory"),
+            dir => RootfsDest::Dir(dir.into()),
+        }));
+    }
+    let fields: Vec<_> = raw
+        .split(',')
+        .map(|f| f.split_once('=').unwrap_or((f, "")))
+        .collect();
+    let get = |key: &str| fields.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    let kind = match get("type") {
+        Some(kind @ ("local" | "tar")) => kind,
+        _ => return Ok(None),
+    };
+    if let Some((key, _)) = fields.iter().find(|(k, _)| !matches!(*k, "type" | "dest")) {
+        bail!("invalid --output {raw:?}: unknown field {key:?} for type={kind}");
+    }
+    Ok(Some(match (kind, get("dest").filter(|d| !d.is_empty())) {
+        (_, None) if kind == "local" => bail!("--output type=local needs dest=DIR"),
+        (_, None) => bail!("--output type=tar needs dest=FILE (or dest=- for stdout)"),
+        ("local", Some(dir)) => RootfsDest::Dir(dir.into()),
+        (_, Some("-")) => RootfsDest::Stdout,
+        (_, Some(file)) => RootfsDest::Tar(file.into()),
+    }))
+}
+
+/// Writes the image's filesystem where `dest` says.
+pub fn export_rootfs(
+    store: &kiln_store::Store,
+    image: &kiln_store::ImageRecord,
+    dest: &RootfsDest,
+) -> anyhow::Result<()> {
+    match dest {
+        RootfsDest::Dir(dir) => kiln_build::export_rootfs_dir(store, image, dir)
+            .with_context(|| format!("writing the image's files into {}", dir.display())),
+        RootfsDest::Tar(file) => {
+            let out = std::fs::File::create(file)
+                .with_context(|| format!("creating {}", file.display()))?;
+            kiln_build::export_rootfs_tar(store, image, std::io::BufWriter::new(out))
+                .with_context(|| format!("writing {}", file.display()))
+        }
+        RootfsDest::Stdout => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            kiln_build::export_rootfs_tar(store, image, &mut out)
+                .context("writing the image's files to stdout")?;
+            out.flush().context("writing the image's files to stdout")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +184,29 @@ mod tests {
         assert!(p("src=/f").unwrap_err().contains("id=ID is required"));
         assert!(p("id=a,type=ssh").unwrap_err().contains("unsupported type"));
         assert!(p("id=a,src").unwrap_err().contains("key=value"));
+    }
+
+    #[test]
+    fn rootfs_outputs_parse_like_buildx() {
+        let p = |s: &str| rootfs_output(s).map_err(|e| e.to_string());
+        assert_eq!(p("out").unwrap(), Some(RootfsDest::Dir("out".into())));
+        assert_eq!(p("-").unwrap(), Some(RootfsDest::Stdout));
+        assert_eq!(p("type=tar,dest=-").unwrap(), Some(RootfsDest::Stdout));
+        assert_eq!(
+            p("type=tar,dest=a.tar").unwrap(),
+            Some(RootfsDest::Tar("a.tar".into()))
+        );
+        assert_eq!(
+            p("type=local,dest=d").unwrap(),
+            Some(RootfsDest::Dir("d".into()))
+        );
+        assert_eq!(p("type=oci,dest=x").unwrap(), None);
+        assert!(p("type=local").unwrap_err().contains("needs dest=DIR"));
+        assert!(p("type=tar,dest=").unwrap_err().contains("needs dest=FILE"));
+        assert!(
+            p("type=local,dest=d,x=1")
+                .unwrap_err()
+                .contains("unknown field")
+        );
     }
 }
