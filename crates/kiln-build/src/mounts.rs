@@ -97,8 +97,8 @@ pub(crate) fn prepare(shared: &Shared<'_>, mounts: &[Mount], cwd: &str) -> Resul
                 out.env.extend(secret.env);
                 out._secrets.extend(secret.dir);
             }
-            // The planner rejects these with the Dockerfile location first (`preflight`);
-            // this covers ONBUILD triggers.
+            // `platform::check` refuses these with their Dockerfile location before anything
+            // runs; this covers ONBUILD triggers.
             MountType::Ssh => return Err(BuildError::Unsupported("RUN --mount=type=ssh".into())),
         }
     }
