@@ -3,8 +3,9 @@
 //!
 //! `--platform` sets `TARGETPLATFORM` and friends (see `kiln_dockerfile::stages::automatic_args`);
 //! a stage's platform is its `FROM --platform=`, else the target platform. A stage for another
-//! platform can still be built when it runs nothing: `FROM scratch` without RUN (the usual last
-//! stage of a cross-compiling Dockerfile), whose config then names that platform.
+//! platform can still be built when it runs nothing: no RUN in it nor in the stages it is built
+//! `FROM`, down to `scratch` (the usual last stage of a cross-compiling Dockerfile); its config
+//! then names that platform.
 
 use kiln_dockerfile::instructions::{Instruction, MountType};
 use kiln_dockerfile::stages::{Base, Dockerfile, Platform, Stage};
@@ -90,7 +91,7 @@ pub(crate) fn check(req: &BuildRequest, df: &Dockerfile, needed: &[usize]) -> Re
     let target = target(req)?;
     for stage in needed.iter().filter_map(|&i| df.stages.get(i)) {
         check_mounts(stage).map_err(render)?;
-        check_platform(stage, &target).map_err(|e| match e {
+        check_platform(df, stage, &target).map_err(|e| match e {
             Refusal::At(e) => render(e),
             Refusal::Plain(msg) => BuildError::Invalid(msg),
         })?;
@@ -104,7 +105,11 @@ enum Refusal {
     Plain(String),
 }
 
-fn check_platform(stage: &Stage, target: &Platform) -> std::result::Result<(), Refusal> {
+fn check_platform(
+    df: &Dockerfile,
+    stage: &Stage,
+    target: &Platform,
+) -> std::result::Result<(), Refusal> {
     let host = Platform::host();
     let platform = match &stage.platform {
         None => target.clone(),
@@ -113,27 +118,33 @@ fn check_platform(stage: &Stage, target: &Platform) -> std::result::Result<(), R
             Refusal::At(kiln_dockerfile::Error::new(msg, p.span))
         })?,
     };
-    if platform == host || runs_nothing(stage) {
+    if platform == host || runs_nothing(df, stage) {
         return Ok(());
     }
     let msg = format!("kiln cannot build for {platform} on {host}: no emulation");
     Err(match &stage.platform {
         Some(p) => Refusal::At(kiln_dockerfile::Error::new(msg, p.span)),
         None => Refusal::Plain(format!(
-            "{msg} (stage {} needs to run steps; only FROM scratch stages without RUN can \
+            "{msg} (stage {} runs steps; only stages without RUN down to FROM scratch can \
              target another platform)",
             stage.display_name()
         )),
     })
 }
 
-/// `FROM scratch` without RUN: nothing executes, so any platform will do.
-fn runs_nothing(stage: &Stage) -> bool {
-    stage.base == Base::Scratch
-        && !stage
-            .instructions
-            .iter()
-            .any(|e| matches!(e.command.instruction, Instruction::Run(_)))
+/// No RUN here nor in the stages below, down to `FROM scratch`: nothing executes, so any
+/// platform will do.
+fn runs_nothing(df: &Dockerfile, stage: &Stage) -> bool {
+    let no_run = !stage
+        .instructions
+        .iter()
+        .any(|e| matches!(e.command.instruction, Instruction::Run(_)));
+    no_run
+        && match stage.base {
+            Base::Scratch => true,
+            Base::Stage(i) => df.stages.get(i).is_some_and(|s| runs_nothing(df, s)),
+            Base::Image(_) => false,
+        }
 }
 
 fn check_mounts(stage: &Stage) -> kiln_dockerfile::Result<()> {

@@ -323,7 +323,7 @@ fn other_platforms_are_refused_unless_nothing_runs() {
     // Cross-compiling: the builder runs on the host, the scratch result is for the target.
     let cross = context(
         "FROM --platform=$BUILDPLATFORM lab/busybox:1 AS b\nARG TARGETARCH\nRUN echo $TARGETARCH > /arch\n\
-         FROM scratch\nCOPY --from=b /arch /arch\n",
+         FROM scratch AS files\nCOPY --from=b /arch /arch\nFROM files\nCOPY --from=b /arch /again\n",
     );
     build(
         root.path(),
@@ -336,7 +336,8 @@ fn other_platforms_are_refused_unless_nothing_runs() {
     );
     assert_eq!(config_field(root.path(), "cross:arm", "Variant"), "v7");
     let layers = saved_layers(root.path(), "cross:arm");
-    assert_eq!(layers.last().unwrap().files["arch"], b"arm\n");
+    assert_eq!(layers[0].files["arch"], b"arm\n");
+    assert_eq!(layers[1].files["again"], b"arm\n");
 }
 
 /// Runs a tool the test needs, failing loudly when it is missing or fails.
@@ -476,6 +477,21 @@ fn zstd_and_uncompressed_layers_hold_the_same_files_as_gzip() {
     assert_eq!(zst, gz);
     let plain = saved_layers(plain_root.path(), "c:1");
     assert_eq!(plain[1].files["out/a"], b"hi\n");
+}
+
+#[test]
+fn unknown_compression_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let ctx = context("FROM scratch\n");
+    kiln(root.path())
+        .args(["build", "--compression", "brotli"])
+        .arg(ctx.path())
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "invalid value 'brotli' for '--compression",
+        ))
+        .stderr(predicate::str::contains("gzip, zstd, uncompressed"));
 }
 
 #[test]
