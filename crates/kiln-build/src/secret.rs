@@ -59,7 +59,7 @@ pub(crate) fn prepare(shared: &Shared<'_>, m: &Mount) -> Result<SecretMount> {
     let mut out = SecretMount::default();
     if let Some(name) = &m.env {
         let name = if name.is_empty() { &id } else { name };
-        let text = String::from_utf8(value.clone())
+        let text = std::str::from_utf8(&value)
             .map_err(|_| BuildError::Invalid(format!("secret {id:?} is not UTF-8 text")))?;
         out.env = Some(format!("{name}={text}"));
     }
