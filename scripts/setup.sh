@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs and starts what kiln's tests and demo need on a fresh Debian 12 machine (idempotent):
 # system packages, a running dockerd (a real client of kiln's output), and the test base rootfs.
-#   scripts/setup.sh [busybox|debian|gcc ...]   (default: all three bases)
+#   scripts/setup.sh [busybox|debian|gcc|node ...]   (default: all four bases)
 set -euo pipefail
 WANT=("$@")
-[ ${#WANT[@]} -gt 0 ] || WANT=(busybox debian gcc)
+[ ${#WANT[@]} -gt 0 ] || WANT=(busybox debian gcc node)
 cd "$(dirname "$0")/.."
 
 PACKAGES=(docker.io runc skopeo umoci busybox-static debootstrap docker-registry apache2-utils openssl python3 pkg-config iproute2)
@@ -29,7 +29,11 @@ BASES=${KILN_TEST_BASES:-/var/cache/kiln-test/bases}
 SHARED=${KILN_SHARED:-$(cd .. && pwd)/shared}
 declare -A TARBALL=([busybox]=busybox.tar [debian]=debian-bookworm-minbase.tar [gcc]=gcc12.tar)
 for base in "${WANT[@]}"; do
-  if [ ! -f "$BASES/${TARBALL[$base]}" ]; then
+  if [ "$base" = node ]; then
+    # Node.js for the tutorials' npm workflow: busybox plus this machine's node and npm.
+    [ -f "$BASES/busybox.tar" ] || bash "$SHARED/conformance/make-bases.sh" "$BASES" busybox >/dev/null
+    scripts/make-node-base.sh "$BASES"
+  elif [ ! -f "$BASES/${TARBALL[$base]}" ]; then
     echo "setup: making the $base base rootfs into $BASES (debootstrap takes minutes, once)"
     bash "$SHARED/conformance/make-bases.sh" "$BASES" "$base" >/dev/null
   fi

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IsTerminal as _, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -16,6 +16,7 @@ use kiln_export::ExportImage;
 use serde_json::json;
 
 use super::frontend::build_args;
+use super::tty::TtyProgress;
 use super::{registry, store};
 use crate::cli::GlobalArgs;
 
@@ -48,7 +49,8 @@ pub struct BuildArgs {
     /// Stages built at the same time at most (default: the number of cores)
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
-    /// Progress output: `auto` and `plain` print BuildKit-style step lines, `quiet` only the ID
+    /// Progress output: `tty` a live display, `plain` BuildKit-style step lines, `auto` the
+    /// first on a terminal and the second elsewhere, `quiet` only the image ID
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     pub progress: ProgressArg,
     /// Print only the image ID (same as --progress quiet)
@@ -147,7 +149,7 @@ pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<ExitCode> {
     };
     let store = store::open(global)?;
     let quiet = args.quiet || args.progress == ProgressArg::Quiet;
-    let mut progress = Recorder::new(quiet);
+    let mut progress = Recorder::new(display(args.progress, quiet)?);
     let result = kiln_build::build(&store, &req, &mut progress).map_err(|e| anyhow!("{e}"))?;
     let image = &result.image;
     export(&store, &output, image, &args.tags)?;
@@ -324,16 +326,36 @@ struct RecordedStep {
     cached: bool,
 }
 
-/// Prints plain progress (unless quiet) and records the steps that ran.
+/// The display `--progress` asks for: `None` when quiet. `tty` needs a terminal, as in buildx.
+fn display(mode: ProgressArg, quiet: bool) -> anyhow::Result<Option<Box<dyn Progress>>> {
+    let terminal =
+        std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb");
+    let tty = match mode {
+        _ if quiet => return Ok(None),
+        ProgressArg::Tty if !terminal => {
+            bail!("--progress tty needs a terminal on stderr: use --progress plain")
+        }
+        ProgressArg::Tty => true,
+        ProgressArg::Auto => terminal,
+        ProgressArg::Plain | ProgressArg::Quiet => false,
+    };
+    Ok(Some(if tty {
+        Box::new(TtyProgress::new())
+    } else {
+        Box::new(PlainProgress::new(std::io::stderr()))
+    }))
+}
+
+/// Shows progress on the chosen display (none when quiet) and records the steps that ran.
 struct Recorder {
-    plain: Option<PlainProgress<std::io::Stderr>>,
+    display: Option<Box<dyn Progress>>,
     steps: Vec<RecordedStep>,
 }
 
 impl Recorder {
-    fn new(quiet: bool) -> Self {
+    fn new(display: Option<Box<dyn Progress>>) -> Self {
         Self {
-            plain: (!quiet).then(|| PlainProgress::new(std::io::stderr())),
+            display,
             steps: Vec::new(),
         }
     }
@@ -350,13 +372,13 @@ impl Progress for Recorder {
             ok: false,
             cached: false,
         });
-        if let Some(p) = &mut self.plain {
+        if let Some(p) = &mut self.display {
             p.step_started(step);
         }
     }
 
     fn step_output(&mut self, step: usize, data: &[u8]) {
-        if let Some(p) = &mut self.plain {
+        if let Some(p) = &mut self.display {
             p.step_output(step, data);
         }
     }
@@ -367,20 +389,20 @@ impl Progress for Recorder {
             s.ok = matches!(outcome, StepOutcome::Done | StepOutcome::Cached);
             s.cached = *outcome == StepOutcome::Cached;
         }
-        if let Some(p) = &mut self.plain {
+        if let Some(p) = &mut self.display {
             p.step_finished(step, outcome);
         }
     }
 
     fn warning(&mut self, text: &str) {
-        match &mut self.plain {
+        match &mut self.display {
             Some(p) => p.warning(text),
             None => eprintln!("{text}"),
         }
     }
 
     fn summary(&mut self, summary: &BuildSummary) {
-        if let Some(p) = &mut self.plain {
+        if let Some(p) = &mut self.display {
             p.summary(summary);
         }
     }

@@ -19,6 +19,7 @@ mod system;
 mod table;
 mod tag;
 mod template;
+mod tty;
 
 use std::process::ExitCode;
 
