@@ -158,6 +158,7 @@ fn plan(store: &Store, req: &BuildRequest) -> Result<Plan> {
     let ast = kiln_dockerfile::parser::parse(&req.dockerfile).map_err(render)?;
     let mut opts = StageOptions {
         target: req.target.clone(),
+        target_platform: crate::platform::target(req)?,
         ..StageOptions::default()
     };
     let expand = |opts: &StageOptions| {
@@ -166,7 +167,9 @@ fn plan(store: &Store, req: &BuildRequest) -> Result<Plan> {
     };
     let first = expand(&opts)?;
     let target = first.target(req.target.as_deref()).map_err(render)?;
-    opts.image_env = base_envs(store, req, &first, &StageGraph::new(&first)?, target)?;
+    let graph = StageGraph::new(&first)?;
+    crate::platform::check(req, &first, &graph.needed(target)?)?;
+    opts.image_env = base_envs(store, req, &first, &graph, target)?;
     let df = expand(&opts)?;
     let waves = StageGraph::new(&df)?.waves(target)?;
     Ok((df, target, waves, opts.image_env))

@@ -38,8 +38,11 @@ mod import;
 mod layers;
 mod metadata;
 mod mounts;
+mod platform;
 mod progress;
+mod rootfs;
 mod run;
+mod secret;
 mod stage;
 
 use std::collections::BTreeMap;
@@ -52,11 +55,14 @@ pub use error::{BuildError, Result};
 pub use fetch::{FetchError, ImageFetcher};
 pub use import::import_rootfs;
 pub use kiln_executor::Network;
+pub use kiln_layer::Compression;
 pub use metadata::DEFAULT_SHELL;
+pub use platform::parse_platform;
 pub use progress::{
     BuildSummary, PlainProgress, Progress, StageSize, StepInfo, StepOutcome, format_size,
     size_lines,
 };
+pub use rootfs::{export_rootfs_dir, export_rootfs_tar};
 
 use kiln_store::ImageRecord;
 
@@ -118,6 +124,24 @@ pub struct BuildRequest {
     pub fetcher: Option<Arc<dyn ImageFetcher>>,
     /// `--cache-from`: caches whose records steps may use, read lazily (see [`cache_export`]).
     pub cache_from: Vec<Arc<dyn CacheSource>>,
+    /// `--secret` sources by id, for `RUN --mount=type=secret`: read only while a RUN runs,
+    /// never written into a layer nor hashed into a cache key.
+    pub secrets: BTreeMap<String, SecretSource>,
+    /// `--platform` (`os/arch[/variant]`); `None`: the host's. Only stages that run nothing may
+    /// target another platform than the host's.
+    pub platform: Option<String>,
+    /// `--compression` of the layers this build makes. A step served by the cache keeps the
+    /// layer it recorded, whatever its compression (as BuildKit without `force-compression`).
+    pub compression: Compression,
+}
+
+/// Where a `--secret` value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// A file on the host (`src=FILE`).
+    File(PathBuf),
+    /// An environment variable of the kiln process (`env=VAR`).
+    Env(String),
 }
 
 /// A stage built on the way to the target, stored as an intermediate image.

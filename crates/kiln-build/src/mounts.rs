@@ -71,8 +71,12 @@ impl SourceView {
 #[derive(Default)]
 pub(crate) struct Prepared {
     pub specs: Vec<MountSpec>,
+    /// Secrets exposed as `KEY=value` to this RUN only (never in its cache key).
+    pub env: Vec<String>,
     /// Snapshots behind bind mounts.
     _views: Vec<SourceView>,
+    /// Temp dirs holding secret files.
+    _secrets: Vec<TempDir>,
     /// `sharing=locked` cache mounts: lock each for the duration of the run.
     pub locks: Vec<Arc<Mutex<()>>>,
 }
@@ -81,18 +85,21 @@ pub(crate) struct Prepared {
 pub(crate) fn prepare(shared: &Shared<'_>, mounts: &[Mount], cwd: &str) -> Result<Prepared> {
     let mut out = Prepared::default();
     for m in mounts {
-        let target = target(m, cwd)?;
         match m.kind {
-            MountType::Bind => bind(shared, m, target, &mut out)?,
-            MountType::Cache => cache(shared, m, target, &mut out)?,
-            MountType::Tmpfs => out.specs.push(MountSpec::Tmpfs { target }),
-            MountType::Secret | MountType::Ssh if !m.required => {}
-            MountType::Secret | MountType::Ssh => {
-                return Err(BuildError::Unsupported(format!(
-                    "RUN --mount=type={}",
-                    m.kind.as_str()
-                )));
+            MountType::Bind => bind(shared, m, target(m, cwd)?, &mut out)?,
+            MountType::Cache => cache(shared, m, target(m, cwd)?, &mut out)?,
+            MountType::Tmpfs => out.specs.push(MountSpec::Tmpfs {
+                target: target(m, cwd)?,
+            }),
+            MountType::Secret => {
+                let secret = crate::secret::prepare(shared, m)?;
+                out.specs.extend(secret.spec);
+                out.env.extend(secret.env);
+                out._secrets.extend(secret.dir);
             }
+            // `platform::check` refuses these with their Dockerfile location before anything
+            // runs; this covers ONBUILD triggers.
+            MountType::Ssh => return Err(BuildError::Unsupported("RUN --mount=type=ssh".into())),
         }
     }
     Ok(out)
@@ -100,12 +107,7 @@ pub(crate) fn prepare(shared: &Shared<'_>, mounts: &[Mount], cwd: &str) -> Resul
 
 fn target(m: &Mount, cwd: &str) -> Result<String> {
     let t = m.target.as_deref().unwrap_or_default();
-    if t.is_empty()
-        && matches!(
-            m.kind,
-            MountType::Bind | MountType::Cache | MountType::Tmpfs
-        )
-    {
+    if t.is_empty() {
         return Err(BuildError::Invalid("mount target is required".into()));
     }
     Ok(if t.starts_with('/') {

@@ -76,7 +76,7 @@ pub(crate) fn run(st: &mut StageRun<'_, '_>, ex: &Expanded, r: &Run) -> Result<(
                 specs.push(script_mount(script_dir.path(), name, body)?);
             }
             let spec = RunSpec {
-                env: env.clone(),
+                env: env.iter().chain(&prepared.env).cloned().collect(),
                 cwd: cwd.clone(),
                 user: kiln_executor::resolve_user(rootfs, &user)?,
                 network,

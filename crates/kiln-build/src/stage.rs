@@ -110,7 +110,10 @@ impl<'s, 'a> StageRun<'s, 'a> {
     /// Resolves the base and runs the FROM step (unpacking base layers) and ONBUILD triggers.
     fn start(shared: &'s Shared<'a>, stage: &Stage) -> Result<Self> {
         let (builder, base) = match &stage.base {
-            Base::Scratch => (scratch(), None),
+            Base::Scratch => (
+                crate::platform::scratch_for(shared.req, stage, scratch())?,
+                None,
+            ),
             Base::Stage(i) => (shared.stage_output(*i)?.builder.clone(), None),
             Base::Image(name) => {
                 let image = BaseImage::load(shared.store, name)?;
@@ -298,7 +301,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
             .prepare(&stackable(&self.lowers), &tmp.path().join("snapshot"))?;
         work(snapshot.rootfs())?;
         let upper = snapshot.finish()?;
-        let (layer, dir) = commit_upper(store, &upper)?;
+        let (layer, dir) = commit_upper(store, &upper, self.shared.req.compression)?;
         let created = crate::now();
         let entry = history_entry(&created_by, Some(&created), false);
         self.builder.add_layer(layer.clone(), entry);

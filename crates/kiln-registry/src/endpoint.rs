@@ -121,11 +121,16 @@ fn tls_err(host: &str, message: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Public web roots plus every `*.crt` in `DIR/HOST/` of each CA dir, and
-/// the first `NAME.cert`/`NAME.key` pair there as client identity.
+/// Public web roots, the system's trust store (as docker trusts it: a site's own CA, or the
+/// CA of a re-signing proxy, lives there), plus every `*.crt` in `DIR/HOST/` of each CA dir,
+/// and the first `NAME.cert`/`NAME.key` pair there as client identity.
 fn tls_config(opts: &RegistryOptions, host: &str) -> Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    // An unreadable system store leaves the web roots: registries with public certificates work.
+    if let Ok(system) = rustls_native_certs::load_native_certs() {
+        roots.add_parsable_certificates(system);
+    }
     for dir in &opts.ca_dirs {
         for cert in host_certs(&dir.join(host)).map_err(|e| tls_err(host, e))? {
             roots.add(cert).map_err(|e| tls_err(host, e))?;

@@ -36,7 +36,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  kiln build -t app:1 .\n  kiln build --target builder -t app:builder .\n  kiln build -f docker/Dockerfile --build-arg VERSION=2 -o type=docker,dest=app.tar .\n  tar -c . | kiln build -t app -\n\nRUN steps run in isolated containers (namespaces, overlayfs); `--network default` gives them the\nhost's network, `--network none` only loopback."
     )]
-    Build(crate::commands::build::BuildArgs),
+    Build(Box<crate::commands::build::BuildArgs>),
     /// Show the stages, what the target needs and in which order, and the ARGs that matter
     #[command(
         after_help = "Examples:\n  kiln outline .\n  kiln outline --target build --format json .\n  kiln outline -f docker/Dockerfile --build-arg VERSION=2 ."

@@ -57,7 +57,9 @@ pub struct BuildArgs {
     #[arg(short = 'q', long)]
     pub quiet: bool,
     /// Where the result goes: `type=image` (the store, default), `type=docker,dest=FILE`
-    /// (a `docker load` archive) or `type=oci,dest=FILE` (an OCI layout tarball)
+    /// (a `docker load` archive), `type=oci,dest=FILE` (an OCI layout tarball), or the target
+    /// stage's files: `type=local,dest=DIR` (or `-o DIR`), `type=tar,dest=FILE` (`-` or `-o -`:
+    /// stdout)
     #[arg(short = 'o', long = "output", value_name = "type=TYPE[,dest=PATH]")]
     pub output: Option<String>,
     /// Write the image ID to this file
@@ -80,6 +82,9 @@ pub struct BuildArgs {
     /// Build context directory, or `-` for a tar archive on stdin
     #[arg(value_name = "CONTEXT")]
     pub context: PathBuf,
+    /// `--secret`, `--platform`, `--compression`.
+    #[command(flatten)]
+    pub flags: super::build_flags::FlagArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -109,6 +114,8 @@ enum Output {
     Image,
     Docker(PathBuf),
     Oci(PathBuf),
+    /// `type=local|tar`: the target stage's filesystem.
+    Rootfs(super::build_flags::RootfsDest),
 }
 
 pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<ExitCode> {
@@ -140,6 +147,9 @@ pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<ExitCode> {
         pull: args.pull,
         fetcher: Some(registry::fetcher(global)?),
         cache_from: cache_io::sources(global, &args.cache.cache_from)?,
+        secrets: super::build_flags::secrets(&args.flags.secrets)?,
+        platform: args.flags.platform.clone(),
+        compression: args.flags.compression.layer(),
     };
     let store = store::open(global)?;
     let quiet = args.quiet || args.progress == ProgressArg::Quiet;
@@ -158,7 +168,7 @@ pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.metadata_file {
         write_metadata(path, image, &args.tags, &progress.steps)?;
     }
-    if quiet {
+    if quiet && output != Output::Rootfs(super::build_flags::RootfsDest::Stdout) {
         println!("{}", image.id);
     }
     Ok(ExitCode::SUCCESS)
@@ -183,6 +193,9 @@ fn parse_output(raw: Option<&str>) -> anyhow::Result<Output> {
     let Some(raw) = raw else {
         return Ok(Output::Image);
     };
+    if let Some(dest) = super::build_flags::rootfs_output(raw)? {
+        return Ok(Output::Rootfs(dest));
+    }
     let mut kind = None;
     let mut dest = None;
     for field in raw.split(',') {
@@ -199,7 +212,9 @@ fn parse_output(raw: Option<&str>) -> anyhow::Result<Output> {
         None | Some("image") => Ok(Output::Image),
         Some("docker") => Ok(Output::Docker(need_dest(dest, "docker")?)),
         Some("oci") => Ok(Output::Oci(need_dest(dest, "oci")?)),
-        Some(other) => bail!("--output type={other} is not supported: use image, docker or oci"),
+        Some(other) => {
+            bail!("--output type={other} is not supported: use image, docker, oci, local or tar")
+        }
     }
 }
 
@@ -212,6 +227,7 @@ fn export(
 ) -> anyhow::Result<()> {
     let (dest, oci) = match output {
         Output::Image => return Ok(()),
+        Output::Rootfs(dest) => return super::build_flags::export_rootfs(store, image, dest),
         Output::Docker(dest) => (dest, false),
         Output::Oci(dest) => (dest, true),
     };

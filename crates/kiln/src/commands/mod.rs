@@ -2,6 +2,7 @@
 
 mod archive;
 pub mod build;
+mod build_flags;
 pub mod builder;
 pub mod cache_io;
 mod frontend;
