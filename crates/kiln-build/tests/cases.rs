@@ -89,3 +89,18 @@ fn link() {
 fn user_groups() {
     case("user-groups");
 }
+
+#[test]
+fn bind_mounts() {
+    case("bind-mounts");
+}
+
+#[test]
+fn add_options() {
+    case("add-options");
+}
+
+#[test]
+fn config_forms() {
+    case("config-forms");
+}
