@@ -104,3 +104,18 @@ fn add_options() {
 fn config_forms() {
     case("config-forms");
 }
+
+#[test]
+fn dest_symlinks() {
+    case("dest-symlinks");
+}
+
+#[test]
+fn auto_args() {
+    case("auto-args");
+}
+
+#[test]
+fn edge_layers() {
+    case("edge-layers");
+}

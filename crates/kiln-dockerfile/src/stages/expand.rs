@@ -56,8 +56,11 @@ pub fn meta_args(
                 };
                 undefined.extend(ex.undefined());
                 declared.insert(decl.name.value.clone());
-                if let Some(v) = &decl.value {
-                    set(global, &decl.name.value, v);
+                match &decl.value {
+                    Some(v) => set(global, &decl.name.value, v),
+                    // Declared without a value, it hides an automatic ARG of that name: BuildKit's
+                    // later meta ARG (with no value) wins the lookup.
+                    None => global.retain(|(k, _)| *k != decl.name.value),
                 }
             }
         }
