@@ -119,3 +119,8 @@ fn auto_args() {
 fn edge_layers() {
     case("edge-layers");
 }
+
+#[test]
+fn stage_inherit() {
+    case("stage-inherit");
+}
