@@ -124,3 +124,8 @@ fn edge_layers() {
 fn stage_inherit() {
     case("stage-inherit");
 }
+
+#[test]
+fn add_links() {
+    case("add-links");
+}
