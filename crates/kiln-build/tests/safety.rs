@@ -459,7 +459,10 @@ fn add_archive_extraction_through_links_stays_in_the_rootfs() {
         format!("{climbing}/dotdot"),
         format!("{c}/victim"),
     );
+    let inner = format!("{c}/");
+    // The links' targets exist in the extraction directory (else the parent is dangling).
     let through = tar_of(&[
+        (&inner, EntryType::Directory, "", b""),
         ("esc", EntryType::Symlink, &c, b""),
         ("esc/pwned", EntryType::Regular, "", b"p\n"),
         ("up", EntryType::Symlink, &climbing, b""),
@@ -468,6 +471,10 @@ fn add_archive_extraction_through_links_stays_in_the_rootfs() {
         ("esc/victim", EntryType::Regular, "", b"replaced\n"),
     ]);
     let breakout = tar_of(&[(&dotdot, EntryType::Regular, "", b"x")]);
+    let dangling = tar_of(&[
+        ("esc", EntryType::Symlink, &c, b""),
+        ("esc/pwned", EntryType::Regular, "", b"p\n"),
+    ]);
     let hardlink = tar_of(&[("hl", EntryType::Link, &victim, b"")]);
     let ctx = context(
         tmp.path(),
@@ -475,6 +482,7 @@ fn add_archive_extraction_through_links_stays_in_the_rootfs() {
         &[
             ("through.tar", &through),
             ("breakout.tar", &breakout),
+            ("dangling.tar", &dangling),
             ("hardlink.tar", &hardlink),
         ],
     );
@@ -490,6 +498,9 @@ fn add_archive_extraction_through_links_stays_in_the_rootfs() {
     build_ok(&store, &ctx);
     dockerfile(&ctx, "FROM lab/busybox:1\nADD breakout.tar /y/\n");
     build_err(&store, &ctx, "is outside of the destination");
+    // The host has the link's target, the extraction directory does not: BuildKit fails too.
+    dockerfile(&ctx, "FROM lab/busybox:1\nADD dangling.tar /d/\n");
+    build_err(&store, &ctx, "a parent is a symlink to a missing path");
     dockerfile(&ctx, "FROM lab/busybox:1\nADD hardlink.tar /z/\n");
     build_err(&store, &ctx, "linking");
     canary.assert_untouched();

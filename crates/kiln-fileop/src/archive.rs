@@ -140,8 +140,32 @@ impl Extractor<'_> {
         let Some(base) = parts.pop() else {
             return Ok(None);
         };
+        self.no_dangling_parent(&parts, name)?;
         let parent = mkdir_all(&self.dir, &parts.join("/"), Owner::ROOT)?;
         Ok(Some(parent.join(base)))
+    }
+
+    /// Fails when a parent component is a symlink whose in-root target is missing; missing
+    /// plain components are fine (they are created).
+    fn no_dangling_parent(&self, parts: &[String], name: &str) -> Result<()> {
+        let mut cur = self.dir.clone();
+        for (i, part) in parts.iter().enumerate() {
+            let next = cur.join(part);
+            match fs::symlink_metadata(&next) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    cur = kiln_executor::resolve_in_root(&self.dir, &parts[..=i].join("/"))?;
+                    if fs::symlink_metadata(&cur).is_err() {
+                        return Err(Error::DanglingParent {
+                            archive: self.archive.to_path_buf(),
+                            name: name.to_owned(),
+                        });
+                    }
+                }
+                Ok(_) => cur = next,
+                Err(_) => return Ok(()),
+            }
+        }
+        Ok(())
     }
 
     fn mkdir(&mut self, target: &Path) -> Result<()> {
