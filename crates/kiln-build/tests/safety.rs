@@ -238,13 +238,23 @@ fn base_layer_absolute_and_symlinked_entries_stay_in_the_rootfs() {
             ("up", EntryType::Symlink, &climbing, b""),
             (&climbed, EntryType::Regular, "", b"climbed\n"),
             ("esc/victim", EntryType::Regular, "", b"replaced\n"),
+            // A whiteout through the link hides the rootfs's copy, never the host's file.
+            ("esc/d", EntryType::Directory, "", b""),
+            ("esc/d/inner", EntryType::Regular, "", b"inner\n"),
+            ("esc/.wh.d", EntryType::Regular, "", b""),
         ],
     );
+    import_busybox(&store);
     let ctx = context(
         tmp.path(),
         &format!(
             "FROM evil/links:1\n\
-             RUN test -L /esc && test -L /up && test \"$(cat {c}/abs {c}/through {c}/climbed {c}/victim)\" = \"$(printf 'abs\\nthrough\\nclimbed\\nreplaced')\"\n"
+             RUN test -L /esc && test -L /up && test ! -e {c}/d \
+             && test \"$(cat {c}/abs {c}/through {c}/climbed {c}/victim)\" = \"$(printf 'abs\\nthrough\\nclimbed\\nreplaced')\"\n\
+             FROM lab/busybox:1\n\
+             COPY --from=evil/links:1 /esc/through /up/climbed /from-image/\n\
+             RUN --mount=type=bind,from=evil/links:1,source=/esc,target=/m cat /m/victim > /bound\n\
+             RUN test \"$(cat /from-image/through /from-image/climbed /bound)\" = \"$(printf 'through\\nclimbed\\nreplaced')\"\n"
         ),
         &[],
     );
