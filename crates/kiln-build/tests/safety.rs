@@ -303,7 +303,10 @@ fn linked_context(dir: &Path, canary: &Canary) -> PathBuf {
             ("a.txt", b"a\n"),
             ("secret.txt", IGNORED),
             ("hidden/f", IGNORED),
-            (".dockerignore", b"secret.txt\nhidden\n"),
+            (
+                ".dockerignore",
+                b"secret.txt\nhidden\n!../\n!../../etc/passwd\n!/etc/shadow\n",
+            ),
         ],
     );
     let c = canary.path();
