@@ -129,3 +129,8 @@ fn stage_inherit() {
 fn add_links() {
     case("add-links");
 }
+
+#[test]
+fn link_rebase() {
+    case("link-rebase");
+}
