@@ -14,7 +14,7 @@ CASES=$REPO/crates/kiln-build/tests/cases
 SNAPSHOT=$REPO/crates/kiln-build/tests/data/conformance/snapshot.py
 BASES=${KILN_TEST_BASES:-/var/cache/kiln-test/bases}
 BK26=${BK26:-$REPO/../shared/reference/buildkit26.sh}
-[ -d "$BK26" ] || [ -x "$BK26" ] || BK26=/work/shared/reference/buildkit26.sh
+[ -x "$BK26" ] || BK26=/work/shared/reference/buildkit26.sh
 PATH_ENV='ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 
