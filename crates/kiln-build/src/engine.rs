@@ -194,7 +194,12 @@ fn base_envs(
         for name in &node.images {
             let image = loader.load(name)?;
             if stage.base == Base::Image(name.clone()) {
-                envs.insert(name.clone(), env_pairs(&image));
+                let env = crate::metadata::onbuild_env(
+                    &image.config,
+                    env_pairs(&image),
+                    &req.build_args,
+                )?;
+                envs.insert(name.clone(), env);
             }
         }
     }

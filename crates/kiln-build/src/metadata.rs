@@ -1,12 +1,13 @@
 //! Metadata-only instructions: how each changes the image config, and the history text BuildKit
 //! records for it. Shared by the build and by `import --change`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use kiln_dockerfile::instructions::{
     CommandLine, Form, HealthTest, Healthcheck, Instruction, KeyValues,
 };
+use kiln_dockerfile::stages::StageOptions;
 use kiln_image::oci_spec::image::Config;
 use kiln_image::{HealthConfig, ImageConfig};
 
@@ -328,6 +329,50 @@ fn go_quoted_rune(n: u32) -> String {
         (None, _) => format!("\\U{n:08x}"),
     };
     format!("'{body}'")
+}
+
+/// The variables a stage on an image starts with: the image's ENV, then what its `ONBUILD ENV`
+/// triggers set, since they run before the stage's own instructions are expanded.
+pub(crate) fn onbuild_env(
+    config: &ImageConfig,
+    env: Vec<(String, String)>,
+    build_args: &BTreeMap<String, String>,
+) -> Result<Vec<(String, String)>> {
+    const BASE: &str = "kiln-onbuild-base";
+    let triggers: Vec<&String> = config
+        .docker
+        .on_build
+        .iter()
+        .flatten()
+        .filter(|t| {
+            t.split_whitespace()
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case("ENV"))
+        })
+        .collect();
+    if triggers.is_empty() {
+        return Ok(env);
+    }
+    let source = format!(
+        "FROM {BASE}\n{}\n",
+        triggers
+            .iter()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let render = |e: kiln_dockerfile::Error| BuildError::Dockerfile(e.render("ONBUILD", &source));
+    let ast = kiln_dockerfile::parser::parse(&source).map_err(render)?;
+    let opts = StageOptions {
+        image_env: BTreeMap::from([(BASE.to_string(), env)]),
+        ..StageOptions::default()
+    };
+    let df = kiln_dockerfile::stages::stages(&ast, &source, build_args, &opts).map_err(render)?;
+    Ok(df
+        .stages
+        .first()
+        .map(|s| s.scope.env.clone())
+        .unwrap_or_default())
 }
 
 /// WORKDIR: the new working directory, relative paths taken from the current one.

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use kiln_dockerfile::instructions::{Mount, MountType, Sharing, Source};
 use kiln_executor::MountSpec;
+use kiln_fileop::{CopyRequest, Source as FileopSource};
 use kiln_snapshot::ActiveSnapshot;
 use tempfile::TempDir;
 
@@ -75,8 +76,9 @@ pub(crate) struct Prepared {
     pub env: Vec<String>,
     /// Snapshots behind bind mounts.
     _views: Vec<SourceView>,
-    /// Temp dirs holding secret files.
-    _secrets: Vec<TempDir>,
+    /// Temp dirs behind mounts: secret files, and filtered context copies (dropped after
+    /// the views over them).
+    _dirs: Vec<TempDir>,
     /// `sharing=locked` cache mounts: lock each for the duration of the run.
     pub locks: Vec<Arc<Mutex<()>>>,
 }
@@ -95,7 +97,7 @@ pub(crate) fn prepare(shared: &Shared<'_>, mounts: &[Mount], cwd: &str) -> Resul
                 let secret = crate::secret::prepare(shared, m)?;
                 out.specs.extend(secret.spec);
                 out.env.extend(secret.env);
-                out._secrets.extend(secret.dir);
+                out._dirs.extend(secret.dir);
             }
             // `platform::check` refuses these with their Dockerfile location before anything
             // runs; this covers ONBUILD triggers.
@@ -121,11 +123,13 @@ fn target(m: &Mount, cwd: &str) -> Result<String> {
 fn bind(shared: &Shared<'_>, m: &Mount, target: String, out: &mut Prepared) -> Result<()> {
     let view = SourceView::open(shared, m.source_ref.as_ref())?;
     let source = m.source.as_deref().unwrap_or("/");
-    let host = kiln_executor::resolve_in_root(view.root(), source)?;
+    let host = if view.is_context() {
+        context_source(shared, source, out)?
+    } else {
+        kiln_executor::resolve_in_root(view.root(), source)?
+    };
     if !host.exists() {
-        return Err(BuildError::Invalid(format!(
-            "failed to compute cache key: \"{source}\" not found"
-        )));
+        return Err(not_found(source));
     }
     let source = if !m.read_only && host.is_dir() {
         let rw = SourceView::layered(shared, std::slice::from_ref(&host))?;
@@ -142,6 +146,38 @@ fn bind(shared: &Shared<'_>, m: &Mount, target: String, out: &mut Prepared) -> R
         readonly: m.read_only,
     });
     Ok(())
+}
+
+/// The context's `source` as BuildKit receives it: resolved inside the context with
+/// `.dockerignore` applied (an ignored source is not found), and a directory under ignore rules
+/// copied without its ignored entries into a temp dir that `out` keeps.
+fn context_source(shared: &Shared<'_>, source: &str, out: &mut Prepared) -> Result<PathBuf> {
+    let ctx = &shared.context;
+    let selected = match ctx.select(source) {
+        Ok(s) => s,
+        Err(kiln_context::Error::NotFound { .. }) => return Err(not_found(source)),
+        Err(e) => return Err(kiln_fileop::Error::from(e).into()),
+    };
+    let Some(sel) = selected.first() else {
+        return Err(not_found(source));
+    };
+    let host = ctx.root().join(&sel.resolved);
+    if !sel.is_dir() || ctx.matcher().is_empty() {
+        return Ok(host);
+    }
+    let tmp = shared.store.tmp_dir()?;
+    let copy = tmp.path().join("context");
+    std::fs::create_dir(&copy).map_err(io_err("creating", &copy))?;
+    let req = CopyRequest::new(FileopSource::Context(ctx), &[source], &copy, "/");
+    kiln_fileop::copy(&req)?;
+    out._dirs.push(tmp);
+    Ok(copy)
+}
+
+fn not_found(source: &str) -> BuildError {
+    BuildError::Invalid(format!(
+        "failed to compute cache key: \"{source}\" not found"
+    ))
 }
 
 /// Cache: a directory under the store root kept across builds, by `id` (default: the target).

@@ -464,3 +464,26 @@ fn failure_in_a_parallel_stage_fails_the_build_and_cleans_up() {
     );
     common::assert_clean(&store);
 }
+
+#[test]
+fn onbuild_env_triggers_reach_the_stage_instructions() {
+    let (tmp, store) = temp_store();
+    let tar = std::fs::File::open(Path::new(common::BASES).join("busybox.tar")).unwrap();
+    let changes = [
+        "ENV PATH=/usr/bin:/bin".to_string(),
+        "ONBUILD ENV TRIG=from-trigger".to_string(),
+        "ONBUILD ENV T2=${TRIG}-2".to_string(),
+    ];
+    kiln_build::import_rootfs(&store, tar, Some("lab/onbuild-env:1"), &changes).unwrap();
+    let ctx = write_context(
+        tmp.path(),
+        "FROM lab/onbuild-env:1\nCOPY ${TRIG}.txt /copied\n\
+         RUN test \"$TRIG $T2\" = \"from-trigger from-trigger-2\" && test -f /copied\n",
+    );
+    std::fs::write(ctx.join("from-trigger.txt"), "x\n").unwrap();
+    let (result, _) = common::build(&store, &request(&ctx, None, "t/onbuild-env:1"));
+    let result = result.unwrap_or_else(|e| panic!("{e}"));
+    let config = config_of(&store, &result.image);
+    let env = config.oci.config().clone().unwrap().env().clone().unwrap();
+    assert!(env.contains(&"T2=from-trigger-2".to_string()), "{env:?}");
+}

@@ -1,6 +1,7 @@
 //! `USER` resolution against the rootfs's own `/etc/passwd` and `/etc/group`, as runc's user
 //! lookup (used by docker 26's BuildKit) does it: names or numbers, `user[:group]`, and
-//! supplementary groups from every `/etc/group` entry that lists the user by name.
+//! supplementary groups from every `/etc/group` entry that lists the user by name (only when
+//! `USER` names no group).
 
 use std::path::Path;
 
@@ -14,7 +15,8 @@ pub struct UserSpec {
     pub uid: u32,
     /// Primary group id.
     pub gid: u32,
-    /// Supplementary group ids, in `/etc/group` order.
+    /// Supplementary group ids: the primary group first, then the `/etc/group` entries listing
+    /// the user (in file order) unless `USER` named a group.
     pub additional_gids: Vec<u32>,
 }
 
@@ -47,19 +49,18 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<UserSpec> {
         Some(p) => p.uid,
         None => parse_id(user_part, user)?,
     };
-    let mut gid = found.map_or(0, |p| p.gid);
-    if let Some(g) = group_part.filter(|g| !g.is_empty()) {
-        gid = find_group(&groups, g, user)?;
+    let explicit = group_part.filter(|g| !g.is_empty());
+    let gid = match explicit {
+        Some(g) => find_group(&groups, g, user)?,
+        None => found.map_or(0, |p| p.gid),
+    };
+    // The primary group always, and the groups listing the user only when no group is given:
+    // what BuildKit 0.13 passes (`user.GetExecUser`) plus the primary group runc adds.
+    let mut additional_gids = vec![gid];
+    if let (None, Some(p)) = (explicit, found) {
+        let member_of = groups.iter().filter(|g| g.members.contains(&p.name));
+        additional_gids.extend(member_of.map(|g| g.gid).filter(|g| *g != gid));
     }
-    let additional_gids = found
-        .map(|p| {
-            groups
-                .iter()
-                .filter(|g| g.members.contains(&p.name))
-                .map(|g| g.gid)
-                .collect()
-        })
-        .unwrap_or_default();
     Ok(UserSpec {
         uid,
         gid,
@@ -177,27 +178,29 @@ mod tests {
     #[test]
     fn names_numbers_and_groups() {
         let r = rootfs();
-        assert_eq!(resolve_user(r.path(), "").unwrap(), spec(0, 0, &[10]));
+        // Observed with docker 26.1.5 (BuildKit 0.13) as `id` output: the primary group, plus
+        // the groups listing the user unless USER names a group.
+        assert_eq!(resolve_user(r.path(), "").unwrap(), spec(0, 0, &[0, 10]));
         assert_eq!(
             resolve_user(r.path(), "app").unwrap(),
-            spec(1000, 1000, &[10, 29])
+            spec(1000, 1000, &[1000, 10, 29])
         );
         assert_eq!(
             resolve_user(r.path(), "1000").unwrap(),
-            spec(1000, 1000, &[10, 29])
+            spec(1000, 1000, &[1000, 10, 29])
         );
         assert_eq!(
             resolve_user(r.path(), "app:staff").unwrap(),
-            spec(1000, 50, &[10, 29])
+            spec(1000, 50, &[50])
         );
         assert_eq!(
             resolve_user(r.path(), "1000:1000").unwrap(),
-            spec(1000, 1000, &[10, 29])
+            spec(1000, 1000, &[1000])
         );
-        assert_eq!(resolve_user(r.path(), "4242").unwrap(), spec(4242, 0, &[]));
+        assert_eq!(resolve_user(r.path(), "4242").unwrap(), spec(4242, 0, &[0]));
         assert_eq!(
             resolve_user(r.path(), "4242:77").unwrap(),
-            spec(4242, 77, &[])
+            spec(4242, 77, &[77])
         );
     }
 

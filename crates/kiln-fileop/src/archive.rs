@@ -140,8 +140,32 @@ impl Extractor<'_> {
         let Some(base) = parts.pop() else {
             return Ok(None);
         };
+        self.no_dangling_parent(&parts, name)?;
         let parent = mkdir_all(&self.dir, &parts.join("/"), Owner::ROOT)?;
         Ok(Some(parent.join(base)))
+    }
+
+    /// Fails when a parent component is a symlink whose in-root target is missing; missing
+    /// plain components are fine (they are created).
+    fn no_dangling_parent(&self, parts: &[String], name: &str) -> Result<()> {
+        let mut cur = self.dir.clone();
+        for (i, part) in parts.iter().enumerate() {
+            let next = cur.join(part);
+            match fs::symlink_metadata(&next) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    cur = kiln_executor::resolve_in_root(&self.dir, &parts[..=i].join("/"))?;
+                    if fs::symlink_metadata(&cur).is_err() {
+                        return Err(Error::DanglingParent {
+                            archive: self.archive.to_path_buf(),
+                            name: name.to_owned(),
+                        });
+                    }
+                }
+                Ok(_) => cur = next,
+                Err(_) => return Ok(()),
+            }
+        }
+        Ok(())
     }
 
     fn mkdir(&mut self, target: &Path) -> Result<()> {
@@ -170,12 +194,15 @@ impl Extractor<'_> {
         header: &Header,
         target: &Path,
     ) -> Result<()> {
-        let uid = header.uid().at("reading", self.archive)? as u32;
-        let gid = header.gid().at("reading", self.archive)? as u32;
+        let old = header.as_old();
+        let uid = lenient(header.uid(), &old.uid).at("reading", self.archive)? as u32;
+        let gid = lenient(header.gid(), &old.gid).at("reading", self.archive)? as u32;
         lchown(target, Some(uid), Some(gid)).at("chown", target)?;
         let is_link = header.entry_type().is_symlink();
         if !is_link {
-            let mode = header.mode().at("reading", self.archive)? & 0o7777;
+            let mode =
+                lenient(header.mode().map(u64::from), &old.mode).at("reading", self.archive)?;
+            let mode = (mode & 0o7777) as u32;
             fs::set_permissions(target, fs::Permissions::from_mode(mode)).at("chmod", target)?;
         }
         set_pax_xattrs(entry, target);
@@ -192,6 +219,15 @@ impl Extractor<'_> {
             filetime::set_symlink_file_times(path, *mtime, *mtime).at("setting times", path)?;
         }
         Ok(self.stats)
+    }
+}
+
+/// A numeric header field; a blank one (hand-made archives) reads as zero, as Go's tar reader
+/// (and so BuildKit's ADD) reads it.
+fn lenient(parsed: io::Result<u64>, field: &[u8]) -> io::Result<u64> {
+    match parsed {
+        Err(_) if field.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
+        other => other,
     }
 }
 

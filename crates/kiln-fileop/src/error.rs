@@ -68,6 +68,15 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// An archive entry's parent is a symlink to nothing: BuildKit's untar (Go's `MkdirAll`)
+    /// creates no directory through it, so neither does kiln.
+    #[error("archive {}: entry {name:?}: a parent is a symlink to a missing path", archive.display())]
+    DanglingParent {
+        /// The archive being extracted.
+        archive: PathBuf,
+        /// The offending entry name.
+        name: String,
+    },
     /// An archive entry would land outside the extraction directory.
     #[error("archive {}: entry {name:?} is outside of the destination", archive.display())]
     Breakout {

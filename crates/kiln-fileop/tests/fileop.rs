@@ -620,18 +620,18 @@ fn archive_entries_never_land_outside_the_dest() {
         ("./root/viaroot", None),
         ("./up", Some("../../../..")),
         ("./up/viaup", None),
-        ("./host", Some(&abs)),
-        ("./host/viahost", None),
     ]);
     fs::write(l.ctx_dir.join("tricky.tar"), tricky).unwrap();
     copy(&add(&l, &["tricky.tar"], "/x/")).unwrap();
     // Untar runs chrooted in the dest dir: links resolve inside /x.
     assert_eq!(l.st("x/viaroot"), "file 644 1234:4321 1");
     assert_eq!(l.st("x/viaup"), "file 644 1234:4321 1");
-    assert_eq!(
-        l.st(&format!("x/{}/viahost", abs.trim_start_matches('/'))),
-        "file 644 1234:4321 1"
-    );
+    // A link to a path that exists on the host but not in /x is a dangling parent: BuildKit's
+    // untar fails on it (observed with docker 20.10 and 26.1.5), and so does kiln.
+    let dangling = tarball(&[("./host", Some(&abs)), ("./host/viahost", None)]);
+    fs::write(l.ctx_dir.join("dangling.tar"), dangling).unwrap();
+    let err = copy(&add(&l, &["dangling.tar"], "/x/")).unwrap_err();
+    assert!(matches!(err, Error::DanglingParent { .. }), "{err}");
     assert_eq!(listing(&outside), vec![abs.clone()]);
     let evil = tarball(&[("../../evil", None)]);
     fs::write(l.ctx_dir.join("evil.tar"), evil).unwrap();

@@ -56,8 +56,11 @@ pub fn meta_args(
                 };
                 undefined.extend(ex.undefined());
                 declared.insert(decl.name.value.clone());
-                if let Some(v) = &decl.value {
-                    set(global, &decl.name.value, v);
+                match &decl.value {
+                    Some(v) => set(global, &decl.name.value, v),
+                    // Declared without a value, it hides an automatic ARG of that name: BuildKit's
+                    // later meta ARG (with no value) wins the lookup.
+                    None => global.retain(|(k, _)| *k != decl.name.value),
                 }
             }
         }
@@ -104,7 +107,10 @@ pub fn stage(
     }
     let base = resolve::base(&f.image.value, ctx.names, ctx.index);
     let mut scope = match &base {
-        Base::Stage(i) => done.get(*i).map(|s| s.scope.clone()).unwrap_or_default(),
+        Base::Stage(i) => match done.get(*i) {
+            Some(parent) => onbuild_env(ctx, parent)?,
+            None => Scope::default(),
+        },
         Base::Image(name) => {
             Scope::from_image_env(opts.image_env.get(name).map_or(&[][..], Vec::as_slice))
         }
@@ -150,6 +156,20 @@ fn expand_platform(ex: &mut Expander<'_>, p: &mut Spanned<String>) -> Result<()>
 }
 
 /// Expands one instruction against `scope` and applies its effect on the scope.
+/// The scope a stage built on `parent` starts with: the parent's, plus what the parent's
+/// `ONBUILD ENV` triggers set, as they run (in order) before the stage's own instructions.
+fn onbuild_env(ctx: &Ctx<'_>, parent: &Stage) -> Result<Scope> {
+    let mut scope = parent.scope.clone();
+    for ex in &parent.instructions {
+        if let Instruction::Onbuild(o) = &ex.command.instruction
+            && matches!(o.trigger.instruction, Instruction::Env(_))
+        {
+            command(ctx, &mut scope, (*o.trigger).clone())?;
+        }
+    }
+    Ok(scope)
+}
+
 fn command(ctx: &Ctx<'_>, scope: &mut Scope, mut command: Command) -> Result<Expanded> {
     let env = scope.env.clone();
     let run_args = scope.run_args();
