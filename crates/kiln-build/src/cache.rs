@@ -3,8 +3,9 @@
 //! # Key scheme
 //!
 //! Keys chain. A stage starts from a *root*: the base image's manifest digest
-//! (`FROM image`), the constant [`SCRATCH_ROOT`] (`FROM scratch`), or the final key
-//! of the stage it builds on (`FROM stage`). Each layer-making step's key is
+//! (`FROM image`) or the constant [`SCRATCH_ROOT`] (`FROM scratch`), each hashed with the
+//! build's `SOURCE_DATE_EPOCH` (the mtimes of the layers it makes), or the final key of the
+//! stage it builds on (`FROM stage`). Each layer-making step's key is
 //!
 //! ```text
 //! sha256( "kiln-step-v1" , parent key , kind , field… )
@@ -182,20 +183,19 @@ impl StageRun<'_, '_> {
         let entry = history_entry(created_by, Some(&record.created), false);
         self.builder.add_layer(layer, entry);
         self.lowers.push(dir);
-        self.clock = Some(record.created.clone());
         self.key = record.key.clone();
         self.records.push(record);
     }
 
     /// Records a step that ran, at once, so a later failure in the build keeps it.
-    pub fn record(&mut self, key: &str, layer: &LayerInfo, created: String) -> Result<()> {
+    pub fn record(&mut self, key: &str, layer: &LayerInfo) -> Result<()> {
         let record = CacheRecord {
             key: key.to_string(),
             diff_id: layer.diff_id.clone(),
             layer_digest: layer.digest.clone(),
             media_type: layer.media_type.to_string(),
             size: layer.size,
-            created,
+            created: self.created().to_string(),
             last_used: chrono::Utc::now().timestamp(),
             stage: self.name.clone(),
             instruction: self.step_text.clone(),

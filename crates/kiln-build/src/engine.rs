@@ -15,6 +15,7 @@ use kiln_snapshot::Snapshotter;
 use kiln_store::Store;
 
 use crate::cache::ContextSums;
+use crate::epoch::Epoch;
 use crate::error::{BuildError, Result};
 use crate::fetch::BaseLoader;
 use crate::layers::{BaseImage, LayerCache};
@@ -44,6 +45,8 @@ pub(crate) struct Shared<'a> {
     pub layers: LayerCache<'a>,
     /// Checksums of context sources for cache keys.
     pub sums: ContextSums,
+    /// `SOURCE_DATE_EPOCH`: mtimes and `created` of what the build makes.
+    pub epoch: Epoch,
     progress: Mutex<&'a mut dyn Progress>,
     next_step: AtomicUsize,
     results: Mutex<Vec<Option<Arc<StageOutput>>>>,
@@ -83,6 +86,7 @@ pub fn build(
     req: &BuildRequest,
     progress: &mut dyn Progress,
 ) -> Result<BuildResult> {
+    let epoch = Epoch::from_build_args(&req.build_args)?;
     let lease = store.lease(LEASE_TTL)?;
     let (df, target, waves, image_env) = plan(store, req)?;
     lint(req, image_env, progress)?;
@@ -101,6 +105,7 @@ pub fn build(
         context: Context::dir(&req.context, matcher)?,
         layers: LayerCache::new(store),
         sums: ContextSums::open(store.root(), &req.context)?,
+        epoch,
         progress: Mutex::new(progress),
         next_step: AtomicUsize::new(0),
         results: Mutex::new(vec![None; stage_count]),

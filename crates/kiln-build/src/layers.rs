@@ -100,12 +100,16 @@ impl<'a> LayerCache<'a> {
     }
 }
 
-/// Writes `upper` as a gzip layer blob into the content store, then moves it into the
-/// unpacked-layer cache so later steps and builds stack it without unpacking.
+/// Writes `upper` as a gzip layer blob (as `opts` say) into the content store, then moves it
+/// into the unpacked-layer cache so later steps and builds stack it without unpacking.
 /// Returns the layer for the manifest and its cached directory.
-pub(crate) fn commit_upper(store: &Store, upper: &std::path::Path) -> Result<(LayerInfo, PathBuf)> {
+pub(crate) fn commit_upper(
+    store: &Store,
+    upper: &std::path::Path,
+    opts: &LayerOptions,
+) -> Result<(LayerInfo, PathBuf)> {
     let mut writer = store.content().writer()?;
-    let desc = kiln_layer::write_layer(upper, &mut writer, &LayerOptions::default())?;
+    let desc = kiln_layer::write_layer(upper, &mut writer, opts)?;
     let (digest, size) = writer.commit(Some(&desc.digest))?;
     let cached = store.add_unpacked(&desc.diff_id, upper, desc.uncompressed_size)?;
     let info = LayerInfo {

@@ -30,6 +30,7 @@
 mod cache;
 mod copy;
 mod engine;
+mod epoch;
 mod error;
 mod fetch;
 mod import;
@@ -45,6 +46,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use engine::build;
+pub use epoch::SOURCE_DATE_EPOCH;
 pub use error::{BuildError, Result};
 pub use fetch::{FetchError, ImageFetcher};
 pub use import::import_rootfs;

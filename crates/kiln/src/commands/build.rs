@@ -107,6 +107,16 @@ enum Output {
     Oci(PathBuf),
 }
 
+/// The build-args, with `SOURCE_DATE_EPOCH` from kiln's environment unless one is given, as
+/// buildx passes it on.
+fn with_env_epoch(mut args: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    if let Ok(epoch) = std::env::var(kiln_build::SOURCE_DATE_EPOCH) {
+        args.entry(kiln_build::SOURCE_DATE_EPOCH.to_string())
+            .or_insert(epoch);
+    }
+    args
+}
+
 pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<ExitCode> {
     let output = parse_output(args.output.as_deref())?;
     let context = BuildContext::open(&args.context, args.file.as_deref())?;
@@ -117,7 +127,7 @@ pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<ExitCode> {
         dockerfile_name,
         dockerfile_path,
         context: context.root().to_path_buf(),
-        build_args: build_args(&args.build_args)?,
+        build_args: with_env_epoch(build_args(&args.build_args)?),
         target: args.target.clone(),
         tags: args.tags.clone(),
         labels: labels(&args.labels)?,
