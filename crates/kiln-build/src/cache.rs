@@ -27,8 +27,10 @@
 //!
 //! A source's identity is: for the build context, [`kiln_context::Context::checksum`]
 //! over exactly the selected paths (contents and metadata, never mtimes, after
-//! `.dockerignore`), served from the persisted [`HashCache`]; for `--from=<stage>`, that
-//! stage's final key; for `--from=<image>`, the image's manifest digest. A step whose
+//! `.dockerignore`), served from the persisted [`HashCache`]; for `--from=<stage>`, the same
+//! checksum over the selected paths in that stage's files (see [`crate::stage_sum`]), so a
+//! stage change that leaves them alone leaves the step cached; for `--from=<image>`, the
+//! image's manifest digest. A step whose
 //! sources cannot be identified (a remote ADD URL, a source that does not exist) gets no
 //! key and always runs, reporting its own error.
 //!
@@ -133,7 +135,7 @@ pub(crate) fn source_id(
 ) -> Result<Option<String>> {
     Ok(match source {
         None => shared.sums.checksum(&shared.context, paths),
-        Some(Source::Stage(i)) => Some(shared.stage_output(*i)?.key.clone()),
+        Some(Source::Stage(i)) => crate::stage_sum::checksum(shared, *i, paths)?,
         Some(Source::Image(name)) => Some(shared.store.resolve(name)?.manifest_digest.to_string()),
     })
 }

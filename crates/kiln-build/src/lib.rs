@@ -40,6 +40,7 @@ mod mounts;
 mod progress;
 mod run;
 mod stage;
+mod stage_sum;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
