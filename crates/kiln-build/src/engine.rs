@@ -1,7 +1,7 @@
 //! Orchestration: parse and plan, run the needed stages wave by wave (a wave's stages in
 //! parallel threads), store every stage's image, report the summary.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -50,7 +50,6 @@ pub(crate) struct Shared<'a> {
     progress: Mutex<&'a mut dyn Progress>,
     next_step: AtomicUsize,
     results: Mutex<Vec<Option<Arc<StageOutput>>>>,
-    cache_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 impl Shared<'_> {
@@ -71,12 +70,6 @@ impl Shared<'_> {
         results.get(index).cloned().flatten().ok_or_else(|| {
             BuildError::Invalid(format!("stage {index} is used before it was built"))
         })
-    }
-
-    /// The lock serialising `sharing=locked` users of a cache mount.
-    pub fn cache_lock(&self, id: &str) -> Arc<Mutex<()>> {
-        let mut locks = self.cache_locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.entry(id.to_string()).or_default().clone()
     }
 }
 
@@ -109,7 +102,6 @@ pub fn build(
         progress: Mutex::new(progress),
         next_step: AtomicUsize::new(0),
         results: Mutex::new(vec![None; stage_count]),
-        cache_locks: Mutex::new(HashMap::new()),
     };
     let outcome = waves.iter().try_for_each(|wave| run_wave(&shared, wave));
     // Checksums computed before a failure are still valid: keep them either way.
