@@ -192,8 +192,12 @@ ensure_bases_buildah() {
 }
 
 # ---------------------------------------------------------------- cases
+# Cases the scripts generate (rebuild.sh's big-context), beside the conformance cases of $CASES.
+GENERATED=$BENCH_WORK/generated
+# case_dir CASE : the case's directory, a conformance case or a generated one
+case_dir() { if [ -d "$CASES/$1" ]; then echo "$CASES/$1"; else echo "$GENERATED/$1"; fi; }
 # case_var CASE NAME : a value from CASE/case.env (empty when absent)
-case_var() { sed -n "s/^$2=//p" "$CASES/$1/case.env" 2>/dev/null | tail -1; }
+case_var() { sed -n "s/^$2=//p" "$(case_dir "$1")/case.env" 2>/dev/null | tail -1; }
 list_cases() { local d; for d in "$CASES"/*/; do [ -f "$d/context/Dockerfile" ] && basename "$d"; done; }
 
 # ---------------------------------------------------------------- build engines (build.sh, rebuild.sh)
@@ -261,7 +265,7 @@ engine_build() {
 # With KILN_COLD=fresh, kiln also gets a fresh copy of the bases-only store each run.
 engine_cold_prep() {
   local e=$1 c=$2 uses_cache=0
-  grep -q 'type=cache' "$CASES/$c/context/Dockerfile" && uses_cache=1
+  grep -q 'type=cache' "$(case_dir "$c")/context/Dockerfile" && uses_cache=1
   case $e in
   kiln)
     if [ "${KILN_COLD:-nocache}" = fresh ]; then rm -rf "$KILN_BUILD_ROOT"; cp -a "$KILN_TEMPLATE" "$KILN_BUILD_ROOT"

@@ -3,8 +3,9 @@
 //! # Key scheme
 //!
 //! Keys chain. A stage starts from a *root*: the base image's manifest digest
-//! (`FROM image`), the constant [`SCRATCH_ROOT`] (`FROM scratch`), or the final key
-//! of the stage it builds on (`FROM stage`). Each layer-making step's key is
+//! (`FROM image`) or the constant [`SCRATCH_ROOT`] (`FROM scratch`), each hashed with the
+//! build's `SOURCE_DATE_EPOCH` (the mtimes of the layers it makes), or the final key of the
+//! stage it builds on (`FROM stage`). Each layer-making step's key is
 //!
 //! ```text
 //! sha256( "kiln-step-v1" , parent key , kind , field… )
@@ -26,8 +27,10 @@
 //!
 //! A source's identity is: for the build context, [`kiln_context::Context::checksum`]
 //! over exactly the selected paths (contents and metadata, never mtimes, after
-//! `.dockerignore`), served from the persisted [`HashCache`]; for `--from=<stage>`, that
-//! stage's final key; for `--from=<image>`, the image's manifest digest. A step whose
+//! `.dockerignore`), served from the persisted [`HashCache`]; for `--from=<stage>`, the same
+//! checksum over the selected paths in that stage's files (see [`crate::stage_sum`]), so a
+//! stage change that leaves them alone leaves the step cached; for `--from=<image>`, the
+//! image's manifest digest. A step whose
 //! sources cannot be identified (a remote ADD URL, a source that does not exist) gets no
 //! key and always runs, reporting its own error.
 //!
@@ -136,7 +139,7 @@ pub(crate) fn source_id(
 ) -> Result<Option<String>> {
     Ok(match source {
         None => shared.sums.checksum(&shared.context, paths),
-        Some(Source::Stage(i)) => Some(shared.stage_output(*i)?.key.clone()),
+        Some(Source::Stage(i)) => crate::stage_sum::checksum(shared, *i, paths)?,
         Some(Source::Image(name)) => Some(shared.store.resolve(name)?.manifest_digest.to_string()),
     })
 }
@@ -188,20 +191,19 @@ impl StageRun<'_, '_> {
         let entry = history_entry(created_by, Some(&record.created), false);
         self.builder.add_layer(layer, entry);
         self.lowers.push(dir);
-        self.clock = Some(record.created.clone());
         self.key = record.key.clone();
         self.records.push(record);
     }
 
     /// Records a step that ran, at once, so a later failure in the build keeps it.
-    pub fn record(&mut self, key: &str, layer: &LayerInfo, created: String) -> Result<()> {
+    pub fn record(&mut self, key: &str, layer: &LayerInfo) -> Result<()> {
         let record = CacheRecord {
             key: key.to_string(),
             diff_id: layer.diff_id.clone(),
             layer_digest: layer.digest.clone(),
             media_type: layer.media_type.to_string(),
             size: layer.size,
-            created,
+            created: self.created().to_string(),
             last_used: chrono::Utc::now().timestamp(),
             stage: self.name.clone(),
             instruction: self.step_text.clone(),

@@ -1,7 +1,7 @@
 //! Orchestration: parse and plan, run the needed stages wave by wave (a wave's stages in
 //! parallel threads), store every stage's image, report the summary.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,6 +16,7 @@ use kiln_store::Store;
 
 use crate::cache::ContextSums;
 use crate::cache_export::Exchange;
+use crate::epoch::Epoch;
 use crate::error::{BuildError, Result};
 use crate::fetch::BaseLoader;
 use crate::layers::{BaseImage, LayerCache};
@@ -47,10 +48,11 @@ pub(crate) struct Shared<'a> {
     pub sums: ContextSums,
     /// `--cache-from` caches, and the cache mounts steps name.
     pub exchange: Exchange,
+    /// `SOURCE_DATE_EPOCH`: mtimes and `created` of what the build makes.
+    pub epoch: Epoch,
     progress: Mutex<&'a mut dyn Progress>,
     next_step: AtomicUsize,
     results: Mutex<Vec<Option<Arc<StageOutput>>>>,
-    cache_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 impl Shared<'_> {
@@ -72,12 +74,6 @@ impl Shared<'_> {
             BuildError::Invalid(format!("stage {index} is used before it was built"))
         })
     }
-
-    /// The lock serialising `sharing=locked` users of a cache mount.
-    pub fn cache_lock(&self, id: &str) -> Arc<Mutex<()>> {
-        let mut locks = self.cache_locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.entry(id.to_string()).or_default().clone()
-    }
 }
 
 /// Builds `req` into `store`, reporting to `progress`.
@@ -86,6 +82,7 @@ pub fn build(
     req: &BuildRequest,
     progress: &mut dyn Progress,
 ) -> Result<BuildResult> {
+    let epoch = Epoch::from_build_args(&req.build_args)?;
     let lease = store.lease(LEASE_TTL)?;
     let (df, target, waves, image_env) = plan(store, req)?;
     lint(req, image_env, progress)?;
@@ -106,10 +103,10 @@ pub fn build(
         layers: LayerCache::new(store),
         sums: ContextSums::open(store.root(), &req.context)?,
         exchange,
+        epoch,
         progress: Mutex::new(progress),
         next_step: AtomicUsize::new(0),
         results: Mutex::new(vec![None; stage_count]),
-        cache_locks: Mutex::new(HashMap::new()),
     };
     let outcome = waves.iter().try_for_each(|wave| run_wave(&shared, wave));
     // Checksums computed before a failure are still valid: keep them either way.

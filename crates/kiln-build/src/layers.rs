@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use kiln_image::oci_spec::image::{Descriptor, MediaType};
 use kiln_image::{ImageBuilder, ImageConfig, LayerInfo};
-use kiln_layer::{Compression, LayerOptions, UnpackOptions, WhiteoutMode};
+use kiln_layer::{LayerOptions, UnpackOptions, WhiteoutMode};
 use kiln_store::{LayerRecord, Store, StoreError};
 
 use crate::error::{BuildError, Result};
@@ -100,28 +100,23 @@ impl<'a> LayerCache<'a> {
     }
 }
 
-/// Writes `upper` as a layer blob compressed with `compression` (streamed through the encoder
-/// into the content store), then moves it into the unpacked-layer cache so later steps and
-/// builds stack it without unpacking. Returns the layer for the manifest and its cached
-/// directory.
+/// Writes `upper` as a layer blob (compressed and clamped as `opts` say) into the content store, then moves it
+/// into the unpacked-layer cache so later steps and builds stack it without unpacking.
+/// Returns the layer for the manifest and its cached directory.
 pub(crate) fn commit_upper(
     store: &Store,
     upper: &std::path::Path,
-    compression: Compression,
+    opts: &LayerOptions,
 ) -> Result<(LayerInfo, PathBuf)> {
     let mut writer = store.content().writer()?;
-    let opts = LayerOptions {
-        compression,
-        ..LayerOptions::default()
-    };
-    let desc = kiln_layer::write_layer(upper, &mut writer, &opts)?;
+    let desc = kiln_layer::write_layer(upper, &mut writer, opts)?;
     let (digest, size) = writer.commit(Some(&desc.digest))?;
     let cached = store.add_unpacked(&desc.diff_id, upper, desc.uncompressed_size)?;
     let info = LayerInfo {
         digest,
         diff_id: desc.diff_id,
         size,
-        media_type: MediaType::from(compression.media_type()),
+        media_type: MediaType::from(opts.compression.media_type()),
     };
     Ok((info, cached.path))
 }

@@ -32,6 +32,7 @@ mod cache;
 pub mod cache_export;
 mod copy;
 mod engine;
+mod epoch;
 mod error;
 mod fetch;
 mod import;
@@ -44,6 +45,7 @@ mod rootfs;
 mod run;
 mod secret;
 mod stage;
+mod stage_sum;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -51,6 +53,7 @@ use std::sync::Arc;
 
 pub use cache_export::{BuildCache, CacheSource};
 pub use engine::build;
+pub use epoch::SOURCE_DATE_EPOCH;
 pub use error::{BuildError, Result};
 pub use fetch::{FetchError, ImageFetcher};
 pub use import::import_rootfs;

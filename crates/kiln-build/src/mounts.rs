@@ -1,14 +1,15 @@
 //! Source views (the build context, or another stage's or image's root filesystem) and the
 //! `RUN --mount` types built on them: bind, cache and tmpfs.
 
+use std::fs::File;
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use kiln_dockerfile::instructions::{Mount, MountType, Sharing, Source};
 use kiln_executor::MountSpec;
 use kiln_fileop::{CopyRequest, Source as FileopSource};
 use kiln_snapshot::ActiveSnapshot;
+use rustix::fs::FlockOperation;
 use tempfile::TempDir;
 
 use crate::engine::Shared;
@@ -79,8 +80,8 @@ pub(crate) struct Prepared {
     /// Temp dirs behind mounts: secret files, and filtered context copies (dropped after
     /// the views over them).
     _dirs: Vec<TempDir>,
-    /// `sharing=locked` cache mounts: lock each for the duration of the run.
-    pub locks: Vec<Arc<Mutex<()>>>,
+    /// Locks of `sharing=locked` and `sharing=private` cache mounts, held until the run ends.
+    _locks: Vec<CacheLock>,
 }
 
 /// Prepares `mounts`; relative targets are taken from `cwd`.
@@ -181,12 +182,28 @@ fn not_found(source: &str) -> BuildError {
 }
 
 /// Cache: a directory under the store root kept across builds, by `id` (default: the target).
+/// `sharing=locked` waits for the directory's other users; `sharing=private` takes the first
+/// instance of the cache no other private user holds, making a new one when all are held.
 fn cache(shared: &Shared<'_>, m: &Mount, target: String, out: &mut Prepared) -> Result<()> {
     if m.from.is_some() {
         return Err(BuildError::Unsupported("cache mounts with from=".into()));
     }
     let id = cache_id(m, &target);
     let dir = cache_dir(shared.store, &id);
+    let (base, name) = (cache_mounts_dir(shared.store), encode_id(&id));
+    std::fs::create_dir_all(&base).map_err(io_err("creating", &base))?;
+    let dir = match m.sharing {
+        Some(Sharing::Locked) => {
+            out._locks.push(CacheLock::wait(&dir)?);
+            dir
+        }
+        Some(Sharing::Private) => {
+            let (dir, lock) = private_instance(&base, &name)?;
+            out._locks.push(lock);
+            dir
+        }
+        _ => dir,
+    };
     if !dir.is_dir() {
         std::fs::create_dir_all(&dir).map_err(io_err("creating cache mount", &dir))?;
         let mode = m.mode.unwrap_or(0o755);
@@ -194,9 +211,6 @@ fn cache(shared: &Shared<'_>, m: &Mount, target: String, out: &mut Prepared) -> 
             .map_err(io_err("setting mode of", &dir))?;
         chown(&dir, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0)))
             .map_err(io_err("changing owner of", &dir))?;
-    }
-    if m.sharing == Some(Sharing::Locked) {
-        out.locks.push(shared.cache_lock(&id));
     }
     out.specs.push(MountSpec::Bind {
         source: dir,
@@ -224,7 +238,68 @@ pub(crate) fn cache_ids(mounts: &[Mount], cwd: &str) -> Vec<String> {
 
 /// Where the store keeps the cache mount `id`.
 pub(crate) fn cache_dir(store: &kiln_store::Store, id: &str) -> PathBuf {
-    store.root().join("cache-mounts").join(encode_id(id))
+    cache_mounts_dir(store).join(encode_id(id))
+}
+
+/// Where the store keeps cache mounts.
+fn cache_mounts_dir(store: &kiln_store::Store) -> PathBuf {
+    store.root().join("cache-mounts")
+}
+
+/// The first instance of cache `name` (the cache itself, then `name.1`, `name.2`, ...) whose
+/// lock is free, locked.
+fn private_instance(base: &Path, name: &str) -> Result<(PathBuf, CacheLock)> {
+    let mut n = 0u64;
+    loop {
+        let dir = match n {
+            0 => base.join(name),
+            n => base.join(format!("{name}.{n}")),
+        };
+        if let Some(lock) = CacheLock::try_take(&dir)? {
+            return Ok((dir, lock));
+        }
+        n += 1;
+    }
+}
+
+/// An exclusive `flock` on a cache directory's lock file (beside it), released on drop. Every
+/// open is its own lock, so it excludes other threads of this process and other processes
+/// alike.
+struct CacheLock {
+    _file: File,
+}
+
+impl CacheLock {
+    /// Waits until `dir` is free.
+    fn wait(dir: &Path) -> Result<Self> {
+        let (file, path) = Self::open(dir)?;
+        rustix::fs::flock(&file, FlockOperation::LockExclusive)
+            .map_err(|e| io_err("locking", &path)(e.into()))?;
+        Ok(Self { _file: file })
+    }
+
+    /// Locks `dir` if it is free.
+    fn try_take(dir: &Path) -> Result<Option<Self>> {
+        let (file, path) = Self::open(dir)?;
+        match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(Self { _file: file })),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(io_err("locking", &path)(e.into())),
+        }
+    }
+
+    fn open(dir: &Path) -> Result<(File, PathBuf)> {
+        let mut path = dir.as_os_str().to_owned();
+        path.push(".lock");
+        let path = PathBuf::from(path);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err("opening", &path))?;
+        Ok((file, path))
+    }
 }
 
 /// A cache id as one safe directory name: hex of its bytes, so distinct ids never collide.

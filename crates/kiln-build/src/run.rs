@@ -83,11 +83,6 @@ pub(crate) fn run(st: &mut StageRun<'_, '_>, ex: &Expanded, r: &Run) -> Result<(
                 mounts: specs,
                 ..RunSpec::new(rootfs, args.clone())
             };
-            let _held: Vec<_> = prepared
-                .locks
-                .iter()
-                .map(|l| l.lock().unwrap_or_else(|p| p.into_inner()))
-                .collect();
             let mut io = ProgressIo { shared, step };
             let status = shared.executor.run(&spec, &mut io)?;
             if status.success() {

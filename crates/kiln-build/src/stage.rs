@@ -4,12 +4,10 @@
 //! Layer-making steps go through the step cache (see [`crate::cache`]): a step whose key has a
 //! record reuses the recorded layer and history entry instead of running.
 //!
-//! Timestamps are derived, not sampled, wherever a step did not run, so that a fully cached
-//! rebuild yields a byte-identical config (the same image ID): a reused layer keeps the
-//! `created` it was recorded with; a metadata instruction's history entry takes the `created`
-//! of the newest layer below it (the base image's `created` before any, the Unix epoch on
-//! `scratch`); and the image's `created` is that of its newest layer. A fully cached build thus
-//! reproduces the previous result, as BuildKit does.
+//! Every timestamp the stage writes is the build's epoch (see [`crate::epoch`]): the layers it
+//! makes clamp their mtimes to it, and its history entries and the image's `created` are it, so
+//! a cold build, a fully cached rebuild and a build on another machine give the same image.
+//! The epoch is part of every stage's root key, so a cached layer always has the epoch's mtimes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +15,7 @@ use std::path::{Path, PathBuf};
 use kiln_dockerfile::instructions::Instruction;
 use kiln_dockerfile::stages::{Base, Expanded, Stage, StageOptions};
 use kiln_image::{ImageBuilder, MediaFlavor, Reference, history_entry};
+use kiln_layer::LayerOptions;
 use kiln_store::{CacheRecord, ImageRecord, StageRef};
 
 use crate::cache::{KeyBuilder, SCRATCH_ROOT};
@@ -37,8 +36,6 @@ pub(crate) struct StageOutput {
     pub record: ImageRecord,
     /// The stage's final cache key: what `FROM <stage>` and `--from=<stage>` key on.
     pub key: String,
-    /// The `created` of its newest layer (see the module docs).
-    pub clock: Option<String>,
     /// The step records it wrote or used.
     pub records: Vec<CacheRecord>,
 }
@@ -51,9 +48,6 @@ pub(crate) enum Ran {
     /// The step cache had it.
     Cached,
 }
-
-/// `created` of history entries and configs when nothing older is known (`FROM scratch`).
-const EPOCH: &str = "1970-01-01T00:00:00Z";
 
 /// A stage being built.
 pub(crate) struct StageRun<'s, 'a> {
@@ -68,8 +62,6 @@ pub(crate) struct StageRun<'s, 'a> {
     pub key: String,
     /// Whether steps may be served from the cache (not under `--no-cache`/`--no-cache-filter`).
     pub use_cache: bool,
-    /// `created` of the newest layer so far; `None` on scratch before the first one.
-    pub clock: Option<String>,
     /// The step being run, as the progress shows it; cache records name it.
     pub step_text: String,
     /// Cache records this stage wrote or used, relabelled with the final labels at its end.
@@ -135,7 +127,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
                 .filter(|e| is_fs_step(&e.command.instruction))
                 .count();
         let name = stage.display_name();
-        let (key, clock) = root(shared, stage, base.as_ref())?;
+        let key = root(shared, stage)?;
         let mut run = Self {
             shared,
             use_cache: use_cache(shared, &name),
@@ -146,7 +138,6 @@ impl<'s, 'a> StageRun<'s, 'a> {
             lowers: Vec::new(),
             meta: MetaState::default(),
             key,
-            clock,
             step_text: String::new(),
             records: Vec::new(),
         };
@@ -195,9 +186,9 @@ impl<'s, 'a> StageRun<'s, 'a> {
         result.map(drop)
     }
 
-    /// `created` for an entry that ran no step: the newest layer's (see the module docs).
-    pub fn derived_time(&self) -> String {
-        self.clock.clone().unwrap_or_else(|| EPOCH.to_string())
+    /// `created` of the stage's history entries and image: the build's epoch.
+    pub fn created(&self) -> &str {
+        &self.shared.epoch.created
     }
 
     /// Applies one instruction.
@@ -212,7 +203,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
                 let config = self.builder.config_mut();
                 match metadata::apply(config, &mut self.meta, other)? {
                     Applied::History(text) => {
-                        let entry = history_entry(&text, Some(&self.derived_time()), true);
+                        let entry = history_entry(&text, Some(self.created()), true);
                         self.builder.add_empty_layer(entry);
                         Ok(())
                     }
@@ -234,7 +225,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
             c.set_working_dir(Some(dir.clone()));
         });
         if dir == "/" {
-            let entry = history_entry(&format!("WORKDIR {dir}"), Some(&self.derived_time()), true);
+            let entry = history_entry(&format!("WORKDIR {dir}"), Some(self.created()), true);
             self.builder.add_empty_layer(entry);
             return Ok(());
         }
@@ -271,10 +262,10 @@ impl<'s, 'a> StageRun<'s, 'a> {
             self.reuse(hit, &created_by);
             return Ok(Ran::Cached);
         }
-        let (layer, created) = self.fresh_layer(created_by, work)?;
+        let layer = self.fresh_layer(created_by, work)?;
         self.key = match key {
             Some(key) => {
-                self.record(&key, &layer, created)?;
+                self.record(&key, &layer)?;
                 key
             }
             None => {
@@ -286,13 +277,13 @@ impl<'s, 'a> StageRun<'s, 'a> {
         Ok(Ran::Executed)
     }
 
-    /// Runs `work` and commits its changes as a layer; returns it and its `created`.
+    /// Runs `work` and commits its changes as a layer, mtimes clamped to the epoch.
     /// Mounts and temp dirs are released on every path.
     fn fresh_layer(
         &mut self,
         created_by: String,
         work: impl FnOnce(&Path) -> Result<()>,
-    ) -> Result<(kiln_image::LayerInfo, String)> {
+    ) -> Result<kiln_image::LayerInfo> {
         let store = self.shared.store;
         let tmp = store.tmp_dir()?;
         let snapshot = self
@@ -301,13 +292,16 @@ impl<'s, 'a> StageRun<'s, 'a> {
             .prepare(&stackable(&self.lowers), &tmp.path().join("snapshot"))?;
         work(snapshot.rootfs())?;
         let upper = snapshot.finish()?;
-        let (layer, dir) = commit_upper(store, &upper, self.shared.req.compression)?;
-        let created = crate::now();
-        let entry = history_entry(&created_by, Some(&created), false);
+        let opts = LayerOptions {
+            compression: self.shared.req.compression,
+            source_date_epoch: Some(self.shared.epoch.secs),
+            ..LayerOptions::default()
+        };
+        let (layer, dir) = commit_upper(store, &upper, &opts)?;
+        let entry = history_entry(&created_by, Some(self.created()), false);
         self.builder.add_layer(layer.clone(), entry);
         self.lowers.push(dir);
-        self.clock = Some(created.clone());
-        Ok((layer, created))
+        Ok(layer)
     }
 
     /// Runs the base image's ONBUILD triggers, then clears them from this stage's config.
@@ -349,7 +343,7 @@ impl<'s, 'a> StageRun<'s, 'a> {
         let shared = self.shared;
         let is_target = index == shared.target;
         self.relabel_records()?;
-        let created = self.derived_time();
+        let created = self.created().to_string();
         let config = self.builder.config_mut();
         config.oci.set_created(Some(created));
         if is_target && !shared.req.labels.is_empty() {
@@ -383,30 +377,22 @@ impl<'s, 'a> StageRun<'s, 'a> {
             lowers: self.lowers,
             record,
             key: self.key,
-            clock: self.clock,
             records: self.records,
         })
     }
 }
 
-/// The stage's root key and starting clock: the base image's manifest digest and `created`,
-/// the base stage's final key and clock, or the scratch constant and no clock.
-fn root(
-    shared: &Shared<'_>,
-    stage: &Stage,
-    base: Option<&BaseImage>,
-) -> Result<(String, Option<String>)> {
-    Ok(match (&stage.base, base) {
-        (Base::Stage(i), _) => {
-            let out = shared.stage_output(*i)?;
-            (out.key.clone(), out.clock.clone())
-        }
-        (Base::Image(name), Some(image)) => {
-            let digest = shared.store.resolve(name)?.manifest_digest;
-            (digest.to_string(), image.config.oci.created().clone())
-        }
-        _ => (SCRATCH_ROOT.to_string(), None),
-    })
+/// The stage's root key: the base stage's final key, or the base image's manifest digest
+/// (the scratch constant) with the build's epoch, which decides the mtimes of every layer after.
+fn root(shared: &Shared<'_>, stage: &Stage) -> Result<String> {
+    let base = match &stage.base {
+        Base::Stage(i) => return Ok(shared.stage_output(*i)?.key.clone()),
+        Base::Image(name) => shared.store.resolve(name)?.manifest_digest.to_string(),
+        Base::Scratch => SCRATCH_ROOT.to_string(),
+    };
+    let mut key = KeyBuilder::new(&base, "epoch");
+    key.field(&shared.epoch.secs.to_string());
+    Ok(key.finish())
 }
 
 /// Whether the stage may use cached steps: not under `--no-cache`, nor named by

@@ -176,9 +176,9 @@ fn no_cache_runs_everything_and_filter_only_the_named_stage() {
     let (store, mut req, first) = warm_node_like(tmp.path());
     req.no_cache = true;
     let (uncached, rec) = build_ok(&store, &req);
-    assert_ne!(
+    assert_eq!(
         uncached.image.id, first.image.id,
-        "fresh steps, fresh timestamps"
+        "steps that ran again make the same layers and config: builds are reproducible"
     );
     let all: BTreeSet<_> = rec
         .steps()
@@ -312,4 +312,47 @@ fn dockerignore_changes_what_copy_reads() {
         set(&[("stage-0", "COPY . /ctx")]),
         "un-ignoring a file changes the copied set"
     );
+}
+
+#[test]
+fn copy_from_a_stage_keys_on_the_copied_files_only() {
+    let (tmp, store) = temp_store();
+    import_busybox(&store);
+    let ctx = tmp.path().join("context");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM lab/busybox:1 AS builder\nARG OUT=built\n\
+         RUN mkdir -p /app/dist && echo $OUT > /app/dist/app.js\n\
+         ARG NOTE=1\nRUN echo $NOTE > /app/notes.txt\n\
+         FROM lab/busybox:1\nCOPY --from=builder /app/dist /srv/dist\n\
+         RUN cat /srv/dist/app.js > /srv/seen\n",
+    )
+    .unwrap();
+    let mut req = request(&ctx, None, "t/from:1");
+    let (first, _) = build_ok(&store, &req);
+    req.build_args.insert("NOTE".into(), "2".into());
+    let (second, rec) = build_ok(&store, &req);
+    assert_eq!(
+        ran(&rec),
+        set(&[("builder", "RUN echo $NOTE > /app/notes.txt")]),
+        "/app/dist is unchanged: the final stage's COPY and RUN stay cached"
+    );
+    assert_eq!(second.image.id, first.image.id);
+    assert_ne!(second.stages[0].image.id, first.stages[0].image.id);
+    req.build_args.insert("OUT".into(), "rebuilt".into());
+    let (third, rec) = build_ok(&store, &req);
+    let ran = ran(&rec);
+    assert!(
+        ran.contains(&(
+            "stage-1".into(),
+            "COPY --from=builder /app/dist /srv/dist".into()
+        )),
+        "changed files are copied again: {ran:?}"
+    );
+    assert!(ran.contains(&(
+        "stage-1".into(),
+        "RUN cat /srv/dist/app.js > /srv/seen".into()
+    )));
+    assert_ne!(third.image.id, first.image.id);
 }

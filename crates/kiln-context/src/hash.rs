@@ -20,6 +20,9 @@ use crate::walk::{Entry, FileKind};
 const CACHE_HEADER: &str = "kiln-context-hash-cache 1";
 /// Entries gathered before their contents are hashed, bounding memory.
 const BATCH: usize = 4096;
+/// Most threads hashing file contents at once: reading is I/O-bound, and more threads
+/// only compete with the build's other work.
+const MAX_HASH_THREADS: usize = 4;
 
 /// Stat fields that change whenever a file's content may have: ctime and
 /// inode catch rewrites that restore size and mtime (moby/buildkit#4817).
@@ -268,10 +271,12 @@ fn field(digest: &mut Sha256, bytes: &[u8]) {
     digest.update(bytes);
 }
 
-/// Hashes `batch[i]` for each `i` in `which`, on all available cores.
+/// Hashes `batch[i]` for each `i` in `which`, on up to [`MAX_HASH_THREADS`] threads (the
+/// cores there are, at most).
 fn hash_parallel(root: &Path, batch: &[Entry], which: &[usize]) -> Result<Vec<[u8; 32]>> {
     let workers = thread::available_parallelism()
         .map_or(1, usize::from)
+        .clamp(1, MAX_HASH_THREADS)
         .min(which.len());
     let next = AtomicUsize::new(0);
     let mut results: Vec<Option<Result<[u8; 32]>>> = (0..which.len()).map(|_| None).collect();

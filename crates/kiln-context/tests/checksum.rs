@@ -225,3 +225,30 @@ fn parallel_hashing_is_deterministic() {
     fs::write(b.path().join("d3/f10"), "changed").unwrap();
     assert_ne!(digest, sum(b.path(), "."));
 }
+
+/// More files than one hashing batch: the cold sum (every file read, in parallel) and the
+/// warm one (every file from the cache) agree, and a warm run reads nothing.
+#[test]
+fn many_files_across_batches_sum_alike_cold_and_warm() {
+    const FILES: usize = 5_000;
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..FILES {
+        let sub = dir.path().join(format!("d{}", i % 13));
+        fs::create_dir_all(&sub).unwrap();
+        fs::write(sub.join(format!("f{i}")), i.to_string()).unwrap();
+    }
+    let ctx = Context::dir(dir.path(), IgnoreMatcher::empty()).unwrap();
+    let selected = ctx.select(".").unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let mut cache = HashCache::open(cache_dir.path().join("c")).unwrap();
+    let cold = ctx.checksum(&selected, &mut cache).unwrap();
+    assert_eq!(cache.stats().files_read, FILES as u64);
+    let warm = ctx.checksum(&selected, &mut cache).unwrap();
+    assert_eq!(warm, cold);
+    assert_eq!(
+        cache.stats().files_read,
+        FILES as u64,
+        "a warm sum reads nothing"
+    );
+    assert_eq!(cache.stats().hits, FILES as u64);
+}

@@ -242,3 +242,46 @@ fn seed_c_program_compiled_in_gcc_runs_from_scratch() {
     let printed = build_load_run(root.path(), "examples/hello-c", "kiln-test-hello-c:e2e");
     assert_eq!(printed, "hello from a static C binary built by kiln\n");
 }
+
+/// The image's `Created`, as `kiln inspect` shows it.
+fn created(root: &Path, image: &str) -> String {
+    let out = kiln(root).args(["inspect", image]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc[0]["Created"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn source_date_epoch_comes_from_the_environment_unless_a_build_arg_sets_it() {
+    let root = store_with_busybox();
+    let hello = repo().join("examples/hello");
+    kiln(root.path())
+        .env_remove("SOURCE_DATE_EPOCH")
+        .args(["build", "-q", "-t", "epoch:default"])
+        .arg(&hello)
+        .assert()
+        .success();
+    assert_eq!(
+        created(root.path(), "epoch:default"),
+        "1970-01-01T00:00:00Z"
+    );
+    kiln(root.path())
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .args(["build", "-q", "-t", "epoch:env"])
+        .arg(&hello)
+        .assert()
+        .success();
+    assert_eq!(created(root.path(), "epoch:env"), "2023-11-14T22:13:20Z");
+    kiln(root.path())
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .args(["build", "-q", "-t", "epoch:arg"])
+        .args(["--build-arg", "SOURCE_DATE_EPOCH=1600000000"])
+        .arg(&hello)
+        .assert()
+        .success();
+    assert_eq!(created(root.path(), "epoch:arg"), "2020-09-13T12:26:40Z");
+}

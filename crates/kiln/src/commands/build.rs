@@ -118,6 +118,16 @@ enum Output {
     Rootfs(super::build_flags::RootfsDest),
 }
 
+/// The build-args, with `SOURCE_DATE_EPOCH` from kiln's environment unless one is given, as
+/// buildx passes it on.
+fn with_env_epoch(mut args: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    if let Ok(epoch) = std::env::var(kiln_build::SOURCE_DATE_EPOCH) {
+        args.entry(kiln_build::SOURCE_DATE_EPOCH.to_string())
+            .or_insert(epoch);
+    }
+    args
+}
+
 pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<ExitCode> {
     let output = parse_output(args.output.as_deref())?;
     let cache_to = cache_io::parse_cache_to(&args.cache.cache_to)?;
@@ -129,7 +139,7 @@ pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<ExitCode> {
         dockerfile_name,
         dockerfile_path,
         context: context.root().to_path_buf(),
-        build_args: build_args(&args.build_args)?,
+        build_args: with_env_epoch(build_args(&args.build_args)?),
         target: args.target.clone(),
         tags: args.tags.clone(),
         labels: labels(&args.labels)?,
