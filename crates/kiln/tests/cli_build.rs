@@ -1,28 +1,20 @@
 //! `kiln build` as a user runs it: the example builds, only needed stages run, results reach
 //! docker, errors are clear.
 
+mod cli_store_util;
+
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 
 use assert_cmd::Command;
 use predicates::prelude::*;
 
+use cli_store_util::bases;
+
 const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn bases() -> PathBuf {
-    let dir = PathBuf::from(
-        std::env::var("KILN_TEST_BASES").unwrap_or("/var/cache/kiln-test/bases".into()),
-    );
-    assert!(
-        dir.join("busybox.tar").is_file(),
-        "base tarballs missing in {}: run scripts/setup.sh",
-        dir.display()
-    );
-    dir
 }
 
 /// A fresh store with `lab/busybox:1` imported as the conformance cases expect.
@@ -58,17 +50,9 @@ fn metadata(path: &Path) -> serde_json::Value {
 }
 
 fn steps(meta: &serde_json::Value) -> Vec<String> {
-    meta["kiln.steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            format!(
-                "{} {}",
-                s["stage"].as_str().unwrap(),
-                s["step"].as_str().unwrap()
-            )
-        })
+    cli_store_util::metadata_steps(meta)
+        .into_iter()
+        .map(|(step, _)| step)
         .collect()
 }
 

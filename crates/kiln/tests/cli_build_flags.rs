@@ -1,6 +1,8 @@
 //! `kiln build` flags as buildx has them: `--secret` with `RUN --mount=type=secret`,
 //! `--platform`, `--compression`, `--output type=local|tar`, and their errors.
 
+mod cli_store_util;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -8,19 +10,9 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use predicates::prelude::*;
 
-const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+use cli_store_util::bases;
 
-fn bases() -> PathBuf {
-    let dir = PathBuf::from(
-        std::env::var("KILN_TEST_BASES").unwrap_or("/var/cache/kiln-test/bases".into()),
-    );
-    assert!(
-        dir.join("busybox.tar").is_file(),
-        "base tarballs missing in {}: run scripts/setup.sh",
-        dir.display()
-    );
-    dir
-}
+const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// A fresh store with `lab/busybox:1` imported as the conformance cases expect.
 fn store_with_busybox() -> tempfile::TempDir {

@@ -1,6 +1,8 @@
 //! The step cache from the command line: `--metadata-file` says which steps were cached,
 //! `--no-cache-filter`, `kiln builder du|prune`, and the Build Cache row of `system df`.
 
+mod cli_store_util;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -53,18 +55,8 @@ fn build(root: &Path, ctx: &Path, extra: &[&str]) -> (String, Vec<(String, bool)
         .assert()
         .success();
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
-    let steps = doc["kiln.steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            let name = format!(
-                "{} {}",
-                s["stage"].as_str().unwrap(),
-                s["step"].as_str().unwrap()
-            );
-            (name, s["cached"].as_bool().unwrap())
-        })
+    let steps = cli_store_util::metadata_steps(&doc)
+        .into_iter()
         .filter(|(name, _)| !name.contains(" FROM "))
         .collect();
     let id = doc["containerimage.config.digest"]

@@ -84,18 +84,8 @@ fn build_with(k: &Kiln, ctx: &Path, extra: &[&str], env: &[(&str, &str)]) -> Bui
         .expect("running kiln");
     cli_store_util::assert_success(&out);
     let doc: Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
-    let steps = doc["kiln.steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            let name = format!(
-                "{} {}",
-                s["stage"].as_str().unwrap(),
-                s["step"].as_str().unwrap()
-            );
-            (name, s["cached"].as_bool().unwrap())
-        })
+    let steps = cli_store_util::metadata_steps(&doc)
+        .into_iter()
         .filter(|(name, _)| !name.contains(" FROM "))
         .collect();
     Built {

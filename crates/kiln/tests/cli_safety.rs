@@ -3,30 +3,22 @@
 //! `kiln load`), and a context link to a host file. `kiln build` fails with a clear message or
 //! keeps everything in the rootfs, and the host canary the links aim at stays unchanged.
 
+mod cli_store_util;
+
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, symlink};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use assert_cmd::Command;
 use predicates::prelude::*;
 use tar::{EntryType, Header};
 
+use cli_store_util::bases;
+
 const SECRET: &str = "canary secret: kiln read the host\n";
 /// Enough `..` to climb from any rootfs to the host's `/`.
 const CLIMB: &str = "../../../../../../../../../../../../../../../..";
-
-fn bases() -> PathBuf {
-    let dir = PathBuf::from(
-        std::env::var("KILN_TEST_BASES").unwrap_or("/var/cache/kiln-test/bases".into()),
-    );
-    assert!(
-        dir.join("busybox.tar").is_file(),
-        "base tarballs missing in {}: run scripts/setup.sh",
-        dir.display()
-    );
-    dir
-}
 
 fn kiln(root: &Path) -> Command {
     let mut cmd = Command::cargo_bin("kiln").unwrap();

@@ -58,19 +58,7 @@ fn build(kiln: &Kiln, tag: &str, ctx: &Path) -> Vec<(String, bool)> {
         ctx.to_str().unwrap(),
     ]);
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
-    doc["kiln.steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            let name = format!(
-                "{} {}",
-                s["stage"].as_str().unwrap(),
-                s["step"].as_str().unwrap()
-            );
-            (name, s["cached"].as_bool().unwrap())
-        })
-        .collect()
+    cli_store_util::metadata_steps(&doc)
 }
 
 fn cached(steps: &[(String, bool)], step: &str) -> bool {

@@ -91,6 +91,36 @@ impl Kiln {
     }
 }
 
+/// The base rootfs tarballs (`KILN_TEST_BASES`), failing loudly when setup has not made them.
+pub fn bases() -> PathBuf {
+    let dir = PathBuf::from(
+        std::env::var("KILN_TEST_BASES").unwrap_or("/var/cache/kiln-test/bases".into()),
+    );
+    assert!(
+        dir.join("busybox.tar").is_file(),
+        "base tarballs missing in {}: run scripts/setup.sh",
+        dir.display()
+    );
+    dir
+}
+
+/// `("stage step", cached)` of every step a `--metadata-file` document lists.
+pub fn metadata_steps(doc: &serde_json::Value) -> Vec<(String, bool)> {
+    doc["kiln.steps"]
+        .as_array()
+        .expect("kiln.steps in the metadata file")
+        .iter()
+        .map(|s| {
+            let stage = s["stage"].as_str().expect("stage");
+            let step = s["step"].as_str().expect("step");
+            (
+                format!("{stage} {step}"),
+                s["cached"].as_bool().expect("cached"),
+            )
+        })
+        .collect()
+}
+
 /// Runs a tool, failing the test with its stderr on a non-zero exit; returns stdout.
 pub fn run(program: &str, args: &[&str]) -> String {
     let out = std::process::Command::new(program)
