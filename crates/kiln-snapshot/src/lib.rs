@@ -14,6 +14,7 @@ mod lower;
 mod overlay;
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 pub use copy::CopySnapshotter;
 pub use error::{Error, Result};
@@ -47,17 +48,45 @@ pub trait ActiveSnapshot: Send {
 
 /// Picks overlayfs when it can be mounted under `work_dir`, else the copy snapshotter.
 ///
-/// Probes once with a throw-away mount, as the answer depends on the filesystem and privileges.
+/// Probes once with a throw-away mount, as the answer depends on the filesystem and privileges;
+/// the probe runs on first use, so a build whose steps are all cached mounts nothing.
 pub fn detect(work_dir: &Path) -> Box<dyn Snapshotter> {
-    match overlay::probe(work_dir) {
-        Ok(()) => Box::new(OverlaySnapshotter),
-        Err(e) => {
-            tracing::info!(
-                "overlayfs unavailable under {}, copying instead: {e}",
-                work_dir.display()
-            );
-            Box::new(CopySnapshotter)
-        }
+    Box::new(Detected {
+        work_dir: work_dir.to_path_buf(),
+        chosen: OnceLock::new(),
+    })
+}
+
+/// The snapshotter [`detect`] picks, chosen when first asked for.
+struct Detected {
+    work_dir: PathBuf,
+    chosen: OnceLock<Box<dyn Snapshotter>>,
+}
+
+impl Detected {
+    fn get(&self) -> &dyn Snapshotter {
+        self.chosen
+            .get_or_init(|| match overlay::probe(&self.work_dir) {
+                Ok(()) => Box::new(OverlaySnapshotter),
+                Err(e) => {
+                    tracing::info!(
+                        "overlayfs unavailable under {}, copying instead: {e}",
+                        self.work_dir.display()
+                    );
+                    Box::new(CopySnapshotter)
+                }
+            })
+            .as_ref()
+    }
+}
+
+impl Snapshotter for Detected {
+    fn prepare(&self, lowers: &[PathBuf], work_dir: &Path) -> Result<Box<dyn ActiveSnapshot>> {
+        self.get().prepare(lowers, work_dir)
+    }
+
+    fn name(&self) -> &'static str {
+        self.get().name()
     }
 }
 
