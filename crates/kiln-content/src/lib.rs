@@ -107,9 +107,14 @@ impl ContentStore {
         w.commit(expected)
     }
 
-    /// Stores a small in-memory blob such as a config or manifest.
+    /// Stores a small in-memory blob such as a config or manifest. One that
+    /// is already stored is not written again (no temp file, no fsync).
     pub fn write_bytes(&self, bytes: &[u8]) -> Result<Digest> {
-        self.ingest(bytes, None).map(|(d, _)| d)
+        let digest = sha256_digest(bytes);
+        if self.contains(&digest) {
+            return Ok(digest);
+        }
+        self.ingest(bytes, Some(&digest)).map(|(d, _)| d)
     }
 
     /// Reads a whole blob of at most `max_len` bytes and checks its digest.
