@@ -112,13 +112,34 @@ impl Store {
 
     /// Runs `f` in a write transaction taken up front (`BEGIN IMMEDIATE`),
     /// so checks made inside it cannot be invalidated by another writer.
+    /// The commit is durable (fsynced) before this returns.
     fn write_tx<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
+        run_tx(&mut conn, f)
+    }
+
+    /// [`Store::write_tx`] for rows whose loss in a power failure is harmless:
+    /// leases (only live processes need them), use times, and re-stores that
+    /// change nothing but such times. The commit is not fsynced (WAL with
+    /// `synchronous=NORMAL` for it): it is atomic and survives a crash of the
+    /// process, and the next durable commit or checkpoint makes it durable.
+    /// This keeps fsyncs off a build whose steps are all cached.
+    fn light_tx<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn();
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let out = run_tx(&mut conn, f);
+        let restored = conn.pragma_update(None, "synchronous", "FULL");
+        let out = out?;
+        restored?;
         Ok(out)
     }
+}
+
+fn run_tx<T>(conn: &mut Connection, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let out = f(&tx)?;
+    tx.commit()?;
+    Ok(out)
 }
 
 /// The default store root: `$KILN_ROOT`, else `/var/lib/kiln` for root,
