@@ -137,11 +137,14 @@ impl Store {
     /// Inserts or replaces the record of `record.key`. Its layer must be in
     /// the content store: checked under the write lock, so GC cannot take
     /// the blob between the check and the commit. A record stored exactly
-    /// like this already is left as it is (no write, no fsync).
+    /// like this already is left as it is (no write). The commit is not
+    /// fsynced (see `Store::light_tx`): a record lost in a power failure only
+    /// makes its step run again, and the build's final image commit makes it
+    /// durable.
     pub fn cache_put(&self, record: &CacheRecord) -> Result<()> {
         let labels = serde_json::to_string(&record.labels)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.write_tx(|tx| {
+        self.light_tx(|tx| {
             if !self.content().contains(&record.layer_digest) {
                 return Err(StoreError::MissingBlob(record.layer_digest.clone()));
             }

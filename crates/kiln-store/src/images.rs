@@ -49,11 +49,11 @@ impl Store {
         tags: Vec<Reference>,
         intermediate: Option<StageRef>,
     ) -> Result<ImageRecord> {
-        let content = self.content();
-        content.write_bytes(&built.config_bytes)?;
-        let manifest = content.write_bytes(&built.manifest_bytes)?;
+        self.content()
+            .write_all_bytes(&[&built.config_bytes, &built.manifest_bytes])?;
         self.put_image(&PutImage {
-            manifest,
+            // Read back and checked against its bytes by `put_image`.
+            manifest: built.manifest_descriptor.digest().clone(),
             tags,
             intermediate,
         })
@@ -62,9 +62,12 @@ impl Store {
     /// Records an image whose manifest, config and layers are already in
     /// the content store, and points `tags` at it.
     ///
-    /// Storing an image again exactly as it is recorded (a rebuild that
-    /// changed nothing) only moves its store time and build ID: that commit
-    /// is not fsynced (see `Store::light_tx`).
+    /// Commits that a power failure may lose harmlessly are not fsynced (see
+    /// `Store::light_tx`): storing an image again exactly as it is recorded
+    /// (a rebuild that changed nothing only moves its store time and build
+    /// ID), and untagged build-stage results, which are build cache. The
+    /// blobs are durable either way, and the next durable commit (the
+    /// build's final image) syncs these too.
     pub fn put_image(&self, req: &PutImage) -> Result<ImageRecord> {
         let loaded = self.load_blobs(&req.manifest)?;
         let id = loaded.manifest.config().digest().clone();
@@ -78,6 +81,10 @@ impl Store {
             }
             Ok(())
         };
+        if req.tags.is_empty() && req.intermediate.is_some() {
+            self.light_tx(store)?;
+            return self.image(&id);
+        }
         let restored = sizes.is_empty()
             && self.light_tx(|tx| {
                 if !same_as_stored(tx, &id, req)? {

@@ -37,12 +37,15 @@ impl Store {
     ///
     /// The rename happens inside the write transaction, so GC never sees the
     /// directory without its row; a crash in between leaves an orphan
-    /// directory that GC removes.
+    /// directory that GC removes. The commit is not fsynced (see
+    /// `Store::light_tx`): the directory is a cache that is never synced
+    /// itself, and a row lost in a power failure makes it an orphan that is
+    /// unpacked again when needed.
     pub fn add_unpacked(&self, diff_id: &Digest, src: &Path, size: u64) -> Result<UnpackedLayer> {
         let name = Self::unpacked_name(diff_id);
         let target = self.layers_dir().join(&name);
         let t = now();
-        self.write_tx(|tx| {
+        self.light_tx(|tx| {
             let exists: Option<String> = tx
                 .query_row("SELECT dir FROM unpacked WHERE diff_id = ?1", [diff_id.as_ref()], |r| r.get(0))
                 .optional()?;
