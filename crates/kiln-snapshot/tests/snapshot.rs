@@ -355,8 +355,35 @@ fn detect_probes_only_when_first_used() {
         .unwrap();
     assert!(snap.rootfs().join("a.txt").exists());
     snap.finish().unwrap();
+    assert!(
+        !work.exists(),
+        "a mount that works settles it without a probe"
+    );
     assert_eq!(snapshotter.name(), "overlay");
-    assert_eq!(fs::read_dir(&work).unwrap().count(), 0);
+}
+
+#[test]
+fn detect_copies_when_the_first_overlay_cannot_mount() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let lower = tmp.path().join("lower");
+    write(&lower.join("a.txt"), "a");
+    // overlayfs refuses another overlayfs as its upper filesystem.
+    let outer = OverlaySnapshotter
+        .prepare(std::slice::from_ref(&lower), &tmp.path().join("outer"))
+        .unwrap();
+    let snapshotter = detect(&outer.rootfs().join("state"));
+    let step = outer.rootfs().join("step");
+    let snap = snapshotter.prepare(&[lower], &step).unwrap();
+    assert_eq!(snapshotter.name(), "copy");
+    fs::write(snap.rootfs().join("b.txt"), "b").unwrap();
+    let upper = snap.finish().unwrap();
+    assert_eq!(fs::read_to_string(upper.join("b.txt")).unwrap(), "b");
+    assert!(
+        !upper.join("a.txt").exists(),
+        "only the change is in the upper dir"
+    );
+    outer.finish().unwrap();
 }
 
 /// `volatile` spares every step's unmount a sync of the whole upper filesystem (Linux 5.10+).
