@@ -3,7 +3,8 @@
 //! Layout under the store root:
 //! - `content/`: the [`ContentStore`] (an OCI image layout of blobs);
 //! - `meta.db`: SQLite metadata (images, tags, layers, leases, build cache) in WAL mode,
-//!   so several kiln processes can share one store;
+//!   so several kiln processes can share one store; `meta.db-wal` holds the latest
+//!   commits (closing does not checkpoint), so copy the three `meta.db*` files together;
 //! - `layers/`: unpacked layer directories, one per diff ID, shared by all
 //!   images;
 //! - `tmp/`: scratch space on the same filesystem, for atomic renames.
@@ -11,7 +12,9 @@
 //! Crash safety: blobs are written first (atomically, by the content store),
 //! then metadata in one SQLite transaction. A process killed at any point
 //! leaves at worst unreferenced blobs or directories, which [`Store::gc`]
-//! and [`Store::check`] with repair remove.
+//! and [`Store::check`] with repair remove. Commits are fsynced except those
+//! a power failure may lose harmlessly (leases, use times, build cache rows,
+//! see `Store::light_tx`); the next fsynced commit makes those durable too.
 
 mod cache;
 mod check;
