@@ -10,7 +10,7 @@ mod hash;
 mod writer;
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -107,9 +107,45 @@ impl ContentStore {
         w.commit(expected)
     }
 
-    /// Stores a small in-memory blob such as a config or manifest.
+    /// Stores a small in-memory blob such as a config or manifest. One that
+    /// is already stored is not written again (no temp file, no fsync).
     pub fn write_bytes(&self, bytes: &[u8]) -> Result<Digest> {
-        self.ingest(bytes, None).map(|(d, _)| d)
+        let (digest, renamed) = self.put_small(bytes)?;
+        if renamed {
+            writer::sync_dir(&self.inner.blobs)?;
+        }
+        Ok(digest)
+    }
+
+    /// Stores several small blobs (an image's config and manifest) durably,
+    /// syncing the blobs directory once for all of them. Blobs already
+    /// stored are not written again.
+    pub fn write_all_bytes(&self, blobs: &[&[u8]]) -> Result<Vec<Digest>> {
+        let mut digests = Vec::with_capacity(blobs.len());
+        let mut renamed = false;
+        for bytes in blobs {
+            let (digest, new) = self.put_small(bytes)?;
+            renamed |= new;
+            digests.push(digest);
+        }
+        if renamed {
+            writer::sync_dir(&self.inner.blobs)?;
+        }
+        Ok(digests)
+    }
+
+    /// Writes `bytes` unless stored already, without syncing the blobs
+    /// directory; returns its digest and whether it was renamed into place.
+    fn put_small(&self, bytes: &[u8]) -> Result<(Digest, bool)> {
+        let digest = sha256_digest(bytes);
+        if self.contains(&digest) {
+            return Ok((digest, false));
+        }
+        let mut w = self.writer()?;
+        w.write_all(bytes)
+            .map_err(|e| io_err(e, "ingesting into", &self.inner.ingest))?;
+        let (_, _, renamed) = w.publish(Some(&digest))?;
+        Ok((digest, renamed))
     }
 
     /// Reads a whole blob of at most `max_len` bytes and checks its digest.

@@ -45,10 +45,22 @@ impl BlobWriter {
     ///
     /// On a digest mismatch the temp file is removed and the store is left
     /// unchanged. If the blob already exists (e.g. a concurrent writer of the
-    /// same content won), the temp file is simply dropped.
+    /// same content won), the temp file is simply dropped, unsynced.
     pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        let blobs = self.blobs.clone();
+        let (digest, size, renamed) = self.publish(expected)?;
+        if renamed {
+            sync_dir(&blobs)?;
+        }
+        Ok((digest, size))
+    }
+
+    /// [`commit`](BlobWriter::commit) without syncing the blobs directory:
+    /// returns whether a new blob was renamed into it, so that the caller
+    /// syncs the directory once for several blobs before relying on them.
+    pub(crate) fn publish(self, expected: Option<&Digest>) -> Result<(Digest, u64, bool)> {
         let (buffered, digest, size) = self.out.finish();
-        let temp = finish_temp(buffered)?;
+        let temp = flush_temp(buffered)?;
         if let Some(exp) = expected {
             check_algorithm(exp)?;
             if exp != &digest {
@@ -60,15 +72,14 @@ impl BlobWriter {
         }
         let target = self.blobs.join(digest.digest());
         if target.exists() {
-            return Ok((digest, size));
+            return Ok((digest, size, false));
         }
+        let temp = seal_temp(temp)?;
         match temp.persist_noclobber(&target) {
-            Ok(_) => {}
-            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io_err(e.error, "renaming blob into", &target)),
+            Ok(_) => Ok((digest, size, true)),
+            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok((digest, size, false)),
+            Err(e) => Err(io_err(e.error, "renaming blob into", &target)),
         }
-        sync_dir(&self.blobs)?;
-        Ok((digest, size))
     }
 }
 
@@ -82,12 +93,16 @@ impl Write for BlobWriter {
     }
 }
 
-/// Flushes, fsyncs and makes the temp file read-only before it is published.
-fn finish_temp(buffered: BufWriter<NamedTempFile>) -> Result<NamedTempFile> {
-    let temp = buffered.into_inner().map_err(|e| {
+/// Flushes the buffered writes into the temp file.
+fn flush_temp(buffered: BufWriter<NamedTempFile>) -> Result<NamedTempFile> {
+    buffered.into_inner().map_err(|e| {
         let (err, buffered) = e.into_parts();
         io_err(err, "writing", buffered.get_ref().path())
-    })?;
+    })
+}
+
+/// Fsyncs the temp file and makes it read-only before it is published.
+fn seal_temp(temp: NamedTempFile) -> Result<NamedTempFile> {
     let file = temp.as_file();
     file.sync_all()
         .map_err(|e| io_err(e, "syncing", temp.path()))?;
@@ -97,7 +112,7 @@ fn finish_temp(buffered: BufWriter<NamedTempFile>) -> Result<NamedTempFile> {
 }
 
 /// Persists the directory entry of a rename.
-fn sync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io_err(e, "syncing", dir))

@@ -81,8 +81,12 @@ impl HashCache {
         })
     }
 
-    /// Writes the cache atomically (temp file + rename) next to its path.
+    /// Writes the cache atomically (temp file + rename) next to its path;
+    /// a cache that read no file since it was loaded is already on disk as it is.
     pub fn save(&self) -> Result<()> {
+        if self.stats.files_read == 0 && self.path.exists() {
+            return Ok(());
+        }
         let dir = match self.path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),

@@ -14,6 +14,7 @@ mod lower;
 mod overlay;
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 pub use copy::CopySnapshotter;
 pub use error::{Error, Result};
@@ -47,17 +48,79 @@ pub trait ActiveSnapshot: Send {
 
 /// Picks overlayfs when it can be mounted under `work_dir`, else the copy snapshotter.
 ///
-/// Probes once with a throw-away mount, as the answer depends on the filesystem and privileges.
+/// The answer depends on the filesystem and privileges. It is found on first use, so a build
+/// whose steps are all cached mounts nothing: the first overlay a step needs settles it when it
+/// mounts; only if that mount fails does a throw-away probe mount under `work_dir` decide
+/// between reporting the error (overlayfs works) and copying instead.
 pub fn detect(work_dir: &Path) -> Box<dyn Snapshotter> {
-    match overlay::probe(work_dir) {
-        Ok(()) => Box::new(OverlaySnapshotter),
-        Err(e) => {
-            tracing::info!(
-                "overlayfs unavailable under {}, copying instead: {e}",
-                work_dir.display()
-            );
-            Box::new(CopySnapshotter)
+    Box::new(Detected {
+        work_dir: work_dir.to_path_buf(),
+        chosen: OnceLock::new(),
+    })
+}
+
+/// The snapshotter [`detect`] picks, chosen when first needed.
+struct Detected {
+    work_dir: PathBuf,
+    chosen: OnceLock<Box<dyn Snapshotter>>,
+}
+
+impl Detected {
+    /// The choice, probing for it if no mount has settled it yet.
+    fn get(&self) -> &dyn Snapshotter {
+        self.chosen
+            .get_or_init(|| match overlay::probe(&self.work_dir) {
+                Ok(()) => Box::new(OverlaySnapshotter),
+                Err(e) => {
+                    tracing::info!(
+                        "overlayfs unavailable under {}, copying instead: {e}",
+                        self.work_dir.display()
+                    );
+                    Box::new(CopySnapshotter)
+                }
+            })
+            .as_ref()
+    }
+
+    /// The first snapshot with lowers: an overlay if it mounts, else what the probe says.
+    fn first(&self, lowers: &[PathBuf], work_dir: &Path) -> Result<Box<dyn ActiveSnapshot>> {
+        let failed = match OverlaySnapshotter.prepare(lowers, work_dir) {
+            Ok(snapshot) => {
+                self.chosen.get_or_init(|| Box::new(OverlaySnapshotter));
+                return Ok(snapshot);
+            }
+            Err(e) => e,
+        };
+        let chosen = self.get();
+        if chosen.name() == OverlaySnapshotter.name() {
+            return Err(failed);
         }
+        match std::fs::remove_dir_all(work_dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::Io {
+                    op: "clearing",
+                    path: work_dir.to_path_buf(),
+                    source: e,
+                });
+            }
+            _ => {}
+        }
+        chosen.prepare(lowers, work_dir)
+    }
+}
+
+impl Snapshotter for Detected {
+    fn prepare(&self, lowers: &[PathBuf], work_dir: &Path) -> Result<Box<dyn ActiveSnapshot>> {
+        match self.chosen.get() {
+            Some(chosen) => chosen.prepare(lowers, work_dir),
+            // Both snapshotters use the upper dir itself when there is nothing below.
+            None if lowers.is_empty() => Ok(Box::new(PlainSnapshot::create(work_dir)?)),
+            None => self.first(lowers, work_dir),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        self.get().name()
     }
 }
 

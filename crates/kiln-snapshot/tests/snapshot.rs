@@ -342,6 +342,71 @@ fn detect_picks_overlay_where_it_mounts() {
 }
 
 #[test]
+fn detect_probes_only_when_first_used() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("probe");
+    let snapshotter = detect(&work);
+    assert!(!work.exists(), "detect alone must not probe");
+    let lower = tmp.path().join("lower");
+    write(&lower.join("a.txt"), "a");
+    let snap = snapshotter
+        .prepare(&[lower], &tmp.path().join("step"))
+        .unwrap();
+    assert!(snap.rootfs().join("a.txt").exists());
+    snap.finish().unwrap();
+    assert!(
+        !work.exists(),
+        "a mount that works settles it without a probe"
+    );
+    assert_eq!(snapshotter.name(), "overlay");
+}
+
+#[test]
+fn detect_copies_when_the_first_overlay_cannot_mount() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let lower = tmp.path().join("lower");
+    write(&lower.join("a.txt"), "a");
+    // overlayfs refuses another overlayfs as its upper filesystem.
+    let outer = OverlaySnapshotter
+        .prepare(std::slice::from_ref(&lower), &tmp.path().join("outer"))
+        .unwrap();
+    let snapshotter = detect(&outer.rootfs().join("state"));
+    let step = outer.rootfs().join("step");
+    let snap = snapshotter.prepare(&[lower], &step).unwrap();
+    assert_eq!(snapshotter.name(), "copy");
+    fs::write(snap.rootfs().join("b.txt"), "b").unwrap();
+    let upper = snap.finish().unwrap();
+    assert_eq!(fs::read_to_string(upper.join("b.txt")).unwrap(), "b");
+    assert!(
+        !upper.join("a.txt").exists(),
+        "only the change is in the upper dir"
+    );
+    outer.finish().unwrap();
+}
+
+/// `volatile` spares every step's unmount a sync of the whole upper filesystem (Linux 5.10+).
+#[test]
+fn overlay_mounts_are_volatile() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let lower = tmp.path().join("lower");
+    fs::create_dir(&lower).unwrap();
+    let snap = OverlaySnapshotter
+        .prepare(&[lower], &tmp.path().join("step"))
+        .unwrap();
+    let rootfs = snap.rootfs().to_str().unwrap().to_string();
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = mountinfo
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(rootfs.as_str()))
+        .expect("the rootfs is in mountinfo");
+    assert!(line.contains("volatile"), "not volatile: {line}");
+    snap.finish().unwrap();
+}
+
+#[test]
 fn detect_falls_back_to_copying_on_an_overlay() {
     require_root();
     let tmp = tempfile::tempdir().unwrap();

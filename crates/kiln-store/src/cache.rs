@@ -111,29 +111,45 @@ const COLUMNS: &str =
     "key, diff_id, layer_digest, media_type, size, created, last_used, stage, instruction, labels";
 
 impl Store {
-    /// The record of `key`, marked used, if there is one.
+    /// The record of `key`, marked used, if there is one. The use time is
+    /// written only when it moves (at most once a second), without fsync.
     pub fn cache_get(&self, key: &str) -> Result<Option<CacheRecord>> {
         let t = now();
-        self.write_tx(|tx| {
-            tx.execute(
-                "UPDATE build_cache SET last_used = ?2 WHERE key = ?1",
-                params![key, t],
-            )?;
-            let sql = format!("SELECT {COLUMNS} FROM build_cache WHERE key = ?1");
-            let raw = tx.query_row(&sql, [key], raw_row).optional()?;
-            raw.map(RawRecord::into_record).transpose()
-        })
+        let Some(mut record) = cache_row(&self.conn(), key)? else {
+            return Ok(None);
+        };
+        if record.last_used < t {
+            let updated = self.light_tx(|tx| {
+                Ok(tx.execute(
+                    "UPDATE build_cache SET last_used = ?2 WHERE key = ?1 AND last_used < ?2",
+                    params![key, t],
+                )?)
+            })?;
+            if updated == 0 {
+                // Replaced or pruned meanwhile: report what is there now.
+                return cache_row(&self.conn(), key);
+            }
+            record.last_used = t;
+        }
+        Ok(Some(record))
     }
 
     /// Inserts or replaces the record of `record.key`. Its layer must be in
     /// the content store: checked under the write lock, so GC cannot take
-    /// the blob between the check and the commit.
+    /// the blob between the check and the commit. A record stored exactly
+    /// like this already is left as it is (no write). The commit is not
+    /// fsynced (see `Store::light_tx`): a record lost in a power failure only
+    /// makes its step run again, and the build's final image commit makes it
+    /// durable.
     pub fn cache_put(&self, record: &CacheRecord) -> Result<()> {
         let labels = serde_json::to_string(&record.labels)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.write_tx(|tx| {
+        self.light_tx(|tx| {
             if !self.content().contains(&record.layer_digest) {
                 return Err(StoreError::MissingBlob(record.layer_digest.clone()));
+            }
+            if cache_row(tx, &record.key)?.as_ref() == Some(record) {
+                return Ok(());
             }
             tx.execute(
                 &format!(
@@ -244,6 +260,12 @@ pub(crate) fn entries(conn: &Connection) -> Result<Vec<CacheEntry>> {
             Ok(CacheEntry { record, shared })
         })
         .collect()
+}
+
+fn cache_row(conn: &Connection, key: &str) -> Result<Option<CacheRecord>> {
+    let sql = format!("SELECT {COLUMNS} FROM build_cache WHERE key = ?1");
+    let raw = conn.query_row(&sql, [key], raw_row).optional()?;
+    raw.map(RawRecord::into_record).transpose()
 }
 
 /// Column values of a `build_cache` row, before interpretation.

@@ -49,11 +49,11 @@ impl Store {
         tags: Vec<Reference>,
         intermediate: Option<StageRef>,
     ) -> Result<ImageRecord> {
-        let content = self.content();
-        content.write_bytes(&built.config_bytes)?;
-        let manifest = content.write_bytes(&built.manifest_bytes)?;
+        self.content()
+            .write_all_bytes(&[&built.config_bytes, &built.manifest_bytes])?;
         self.put_image(&PutImage {
-            manifest,
+            // Read back and checked against its bytes by `put_image`.
+            manifest: built.manifest_descriptor.digest().clone(),
             tags,
             intermediate,
         })
@@ -61,11 +61,18 @@ impl Store {
 
     /// Records an image whose manifest, config and layers are already in
     /// the content store, and points `tags` at it.
+    ///
+    /// Commits that a power failure may lose harmlessly are not fsynced (see
+    /// `Store::light_tx`): storing an image again exactly as it is recorded
+    /// (a rebuild that changed nothing only moves its store time and build
+    /// ID), and untagged build-stage results, which are build cache. The
+    /// blobs are durable either way, and the next durable commit (the
+    /// build's final image) syncs these too.
     pub fn put_image(&self, req: &PutImage) -> Result<ImageRecord> {
         let loaded = self.load_blobs(&req.manifest)?;
         let id = loaded.manifest.config().digest().clone();
         let sizes = self.new_content_sizes(&loaded.manifest)?;
-        self.write_tx(|tx| {
+        let store = |tx: &Transaction<'_>| {
             self.require_blobs(&loaded.manifest, &req.manifest)?;
             upsert_image(tx, &id, &req.manifest, &loaded, req.intermediate.as_ref())?;
             insert_layers(tx, &id, &loaded, &sizes)?;
@@ -73,7 +80,22 @@ impl Store {
                 set_tag(tx, tag, &id)?;
             }
             Ok(())
-        })?;
+        };
+        if req.tags.is_empty() && req.intermediate.is_some() {
+            self.light_tx(store)?;
+            return self.image(&id);
+        }
+        let restored = sizes.is_empty()
+            && self.light_tx(|tx| {
+                if !same_as_stored(tx, &id, req)? {
+                    return Ok(false);
+                }
+                store(tx)?;
+                Ok(true)
+            })?;
+        if !restored {
+            self.write_tx(store)?;
+        }
         self.image(&id)
     }
 
@@ -356,6 +378,23 @@ pub(crate) fn delete_image_rows(tx: &Connection, id: &Digest) -> Result<()> {
         [],
     )?;
     Ok(())
+}
+
+/// Whether storing `req` as image `id` would change nothing but its store
+/// time and build ID: same manifest, same stage (or already a final image),
+/// every tag already pointing at it.
+fn same_as_stored(tx: &Transaction<'_>, id: &Digest, req: &PutImage) -> Result<bool> {
+    let Some(stored) = load_image(tx, id.as_ref())? else {
+        return Ok(false);
+    };
+    let same_kind = match (&stored.intermediate, &req.intermediate) {
+        (None, _) => true,
+        (Some(old), Some(new)) => old.stage == new.stage,
+        (Some(_), None) => false,
+    };
+    Ok(stored.manifest_digest == req.manifest
+        && same_kind
+        && req.tags.iter().all(|t| stored.tags.contains(t)))
 }
 
 fn upsert_image(

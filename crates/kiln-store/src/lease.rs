@@ -19,6 +19,10 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// after the lease was taken (what the holder is writing), plus whatever
 /// was explicitly [`protect`](Lease::protect_blob)ed. The expiry bounds the
 /// damage of a holder that was killed and never released it.
+///
+/// Lease rows are written without fsync (see `Store::light_tx`): they matter
+/// only while their holder runs, and a release lost in a power failure just
+/// lets the lease expire.
 #[derive(Debug)]
 pub struct Lease {
     store: Store,
@@ -34,7 +38,7 @@ impl Store {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let id = format!("{}-{nanos}-{n}", std::process::id());
         let created = now();
-        self.write_tx(|tx| {
+        self.light_tx(|tx| {
             tx.execute(
                 "INSERT INTO leases (id, created_at, expires_at) VALUES (?1, ?2, ?3)",
                 params![id, created, expiry(created, ttl)],
@@ -79,7 +83,7 @@ impl Lease {
     }
 
     fn protect(&self, kind: &str, key: &Digest) -> Result<()> {
-        self.store.write_tx(|tx| {
+        self.store.light_tx(|tx| {
             tx.execute(
                 "INSERT OR IGNORE INTO lease_resources (lease_id, kind, key) VALUES (?1, ?2, ?3)",
                 params![self.id, kind, key.as_ref()],
@@ -91,7 +95,7 @@ impl Lease {
     /// Extends the lease to `ttl` from now. Fails once GC has dropped the
     /// lease for having expired: what it protected may already be gone.
     pub fn renew(&self, ttl: Duration) -> Result<()> {
-        self.store.write_tx(|tx| {
+        self.store.light_tx(|tx| {
             let updated = tx.execute(
                 "UPDATE leases SET expires_at = ?2 WHERE id = ?1",
                 params![self.id, expiry(now(), ttl)],
@@ -109,7 +113,7 @@ impl Lease {
     }
 
     fn delete(&self) -> Result<()> {
-        self.store.write_tx(|tx| {
+        self.store.light_tx(|tx| {
             tx.execute("DELETE FROM leases WHERE id = ?1", [&self.id])?;
             Ok(())
         })

@@ -3,7 +3,8 @@
 //! Layout under the store root:
 //! - `content/`: the [`ContentStore`] (an OCI image layout of blobs);
 //! - `meta.db`: SQLite metadata (images, tags, layers, leases, build cache) in WAL mode,
-//!   so several kiln processes can share one store;
+//!   so several kiln processes can share one store; `meta.db-wal` holds the latest
+//!   commits (closing does not checkpoint), so copy the three `meta.db*` files together;
 //! - `layers/`: unpacked layer directories, one per diff ID, shared by all
 //!   images;
 //! - `tmp/`: scratch space on the same filesystem, for atomic renames.
@@ -11,7 +12,9 @@
 //! Crash safety: blobs are written first (atomically, by the content store),
 //! then metadata in one SQLite transaction. A process killed at any point
 //! leaves at worst unreferenced blobs or directories, which [`Store::gc`]
-//! and [`Store::check`] with repair remove.
+//! and [`Store::check`] with repair remove. Commits are fsynced except those
+//! a power failure may lose harmlessly (leases, use times, build cache rows,
+//! see `Store::light_tx`); the next fsynced commit makes those durable too.
 
 mod cache;
 mod check;
@@ -112,13 +115,34 @@ impl Store {
 
     /// Runs `f` in a write transaction taken up front (`BEGIN IMMEDIATE`),
     /// so checks made inside it cannot be invalidated by another writer.
+    /// The commit is durable (fsynced) before this returns.
     fn write_tx<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
+        run_tx(&mut conn, f)
+    }
+
+    /// [`Store::write_tx`] for rows whose loss in a power failure is harmless:
+    /// leases (only live processes need them), use times, and re-stores that
+    /// change nothing but such times. The commit is not fsynced (WAL with
+    /// `synchronous=NORMAL` for it): it is atomic and survives a crash of the
+    /// process, and the next durable commit or checkpoint makes it durable.
+    /// This keeps fsyncs off a build whose steps are all cached.
+    fn light_tx<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn();
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let out = run_tx(&mut conn, f);
+        let restored = conn.pragma_update(None, "synchronous", "FULL");
+        let out = out?;
+        restored?;
         Ok(out)
     }
+}
+
+fn run_tx<T>(conn: &mut Connection, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let out = f(&tx)?;
+    tx.commit()?;
+    Ok(out)
 }
 
 /// The default store root: `$KILN_ROOT`, else `/var/lib/kiln` for root,

@@ -37,12 +37,15 @@ impl Store {
     ///
     /// The rename happens inside the write transaction, so GC never sees the
     /// directory without its row; a crash in between leaves an orphan
-    /// directory that GC removes.
+    /// directory that GC removes. The commit is not fsynced (see
+    /// `Store::light_tx`): the directory is a cache that is never synced
+    /// itself, and a row lost in a power failure makes it an orphan that is
+    /// unpacked again when needed.
     pub fn add_unpacked(&self, diff_id: &Digest, src: &Path, size: u64) -> Result<UnpackedLayer> {
         let name = Self::unpacked_name(diff_id);
         let target = self.layers_dir().join(&name);
         let t = now();
-        self.write_tx(|tx| {
+        self.light_tx(|tx| {
             let exists: Option<String> = tx
                 .query_row("SELECT dir FROM unpacked WHERE diff_id = ?1", [diff_id.as_ref()], |r| r.get(0))
                 .optional()?;
@@ -63,32 +66,25 @@ impl Store {
             .ok_or_else(|| StoreError::Corrupt(format!("unpacked layer {diff_id} vanished")))
     }
 
-    /// The unpacked directory of `diff_id`, if any; marks it used.
+    /// The unpacked directory of `diff_id`, if any; marks it used. The use
+    /// time is written only when it moves (at most once a second), without
+    /// fsync: it only steers GC and pruning.
     pub fn unpacked(&self, diff_id: &Digest) -> Result<Option<UnpackedLayer>> {
         let t = now();
-        let row = self.write_tx(|tx| {
-            tx.execute(
-                "UPDATE unpacked SET last_used = ?2 WHERE diff_id = ?1",
-                params![diff_id.as_ref(), t],
-            )?;
-            Ok(tx
-                .query_row(
-                    "SELECT diff_id, dir, size, last_used FROM unpacked WHERE diff_id = ?1",
-                    [diff_id.as_ref()],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, i64>(2)?,
-                            r.get(3)?,
-                        ))
-                    },
-                )
-                .optional()?)
-        })?;
-        let Some((diff_id, dir, size, last_used)) = row else {
+        let Some(mut row) = unpacked_row(&self.conn(), diff_id)? else {
             return Ok(None);
         };
+        if row.3 < t {
+            self.light_tx(|tx| {
+                tx.execute(
+                    "UPDATE unpacked SET last_used = ?2 WHERE diff_id = ?1 AND last_used < ?2",
+                    params![diff_id.as_ref(), t],
+                )?;
+                Ok(())
+            })?;
+            row.3 = t;
+        }
+        let (diff_id, dir, size, last_used) = row;
         let path = self.layers_dir().join(dir);
         if !path.is_dir() {
             return Ok(None);
@@ -100,4 +96,18 @@ impl Store {
             last_used,
         }))
     }
+}
+
+/// The `unpacked` row of `diff_id`: diff ID, directory name, size, last use.
+fn unpacked_row(
+    conn: &rusqlite::Connection,
+    diff_id: &Digest,
+) -> Result<Option<(String, String, i64, i64)>> {
+    Ok(conn
+        .query_row(
+            "SELECT diff_id, dir, size, last_used FROM unpacked WHERE diff_id = ?1",
+            [diff_id.as_ref()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?)
 }

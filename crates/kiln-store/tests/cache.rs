@@ -53,6 +53,25 @@ fn records_round_trip_and_protect_their_layer() {
 }
 
 #[test]
+fn use_times_and_replaced_records_persist() {
+    let (dir, store) = open();
+    let mut r = cached(&store, "k1", "builder", 100);
+    let used = store.cache_get("k1").unwrap().expect("record").last_used;
+    assert!(used > 100);
+    // Storing it again as it is keeps it; changed labels replace it.
+    r.last_used = used;
+    store.cache_put(&r).unwrap();
+    assert_eq!(store.cache_get("k1").unwrap().as_ref(), Some(&r));
+    r.labels.insert("extra".into(), "1".into());
+    store.cache_put(&r).unwrap();
+    drop(store);
+    let store = Store::open(dir.path().join("root")).unwrap();
+    let got = store.cache_get("k1").unwrap().expect("record");
+    assert_eq!(got.labels, r.labels);
+    assert!(got.last_used >= used, "the use time survives reopening");
+}
+
+#[test]
 fn put_refuses_a_missing_layer() {
     let (_d, store) = open();
     let (_d2, other) = open();

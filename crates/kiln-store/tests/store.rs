@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{build, layer, open, put, put_intermediate, refs};
 use kiln_store::{
-    ImageFilter, PruneFilter, PutImage, Store, StoreError, parse_until, root_from_env,
+    ImageFilter, PruneFilter, PutImage, StageRef, Store, StoreError, parse_until, root_from_env,
 };
 
 #[test]
@@ -123,6 +123,42 @@ fn put_image_records_layers_and_repo_digests() {
         ],
         "one per repository, sorted by full name"
     );
+}
+
+#[test]
+fn storing_an_image_again_updates_its_record_and_survives_reopening() {
+    let (dir, store) = open();
+    let l = layer(&store, "again");
+    let built = build("again", std::slice::from_ref(&l), &[]);
+    let stage = |build_id: &str, stage: &str| StageRef {
+        build_id: build_id.into(),
+        stage: stage.into(),
+    };
+    let first = store
+        .put_built(&built, Vec::new(), Some(stage("b1", "builder")))
+        .unwrap();
+    // Unchanged but for the build: only the build ID moves.
+    let second = store
+        .put_built(&built, Vec::new(), Some(stage("b2", "builder")))
+        .unwrap();
+    assert_eq!(second.id, first.id);
+    assert_eq!(second.intermediate, Some(stage("b2", "builder")));
+    assert!(second.stored_at >= first.stored_at);
+    // Another stage name, then a tag: real changes.
+    let renamed = store
+        .put_built(&built, Vec::new(), Some(stage("b3", "other")))
+        .unwrap();
+    assert_eq!(renamed.intermediate, Some(stage("b3", "other")));
+    let tagged = store.put_built(&built, refs(&["again:1"]), None).unwrap();
+    assert_eq!(tagged.intermediate, None);
+    assert_eq!(tagged.tags, refs(&["again:1"]));
+    let same = store.put_built(&built, refs(&["again:1"]), None).unwrap();
+    assert_eq!(same.tags, tagged.tags);
+    drop(store);
+    let reopened = Store::open(dir.path().join("root")).unwrap();
+    let got = reopened.resolve("again:1").unwrap();
+    assert_eq!(got.id, first.id);
+    assert_eq!(reopened.image_layers(&got.id).unwrap().len(), 1);
 }
 
 #[test]

@@ -16,7 +16,10 @@ fn reference_regex() -> Option<&'static Regex> {
         let host = format!(r"(?:{domain_part}(?:\.{domain_part})*|\[[a-fA-F0-9:]+\])");
         let domain = format!("{host}(?::[0-9]+)?");
         let name = format!("(?:{domain}/)?{component}(?:/{component})*");
-        let tag = r"[\w][\w.-]{0,127}";
+        // Go's `\w` is ASCII-only; spelled out, the class also compiles ~100x faster than
+        // Rust's Unicode `\w` under the `{0,127}` repetition (that compile was most of a warm
+        // rebuild's CPU time).
+        let tag = "[0-9A-Za-z_][0-9A-Za-z_.-]{0,127}";
         let digest = "[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}";
         Regex::new(&format!("^({name})(?::{tag})?(?:@{digest})?$")).ok()
     })
@@ -194,6 +197,7 @@ mod tests {
             "busy box",
             ":tag",
             "a//b",
+            "busybox:t\u{e9}g",
             &"a".repeat(300),
         ] {
             assert!(!valid_image(bad), "{bad}");
