@@ -166,6 +166,14 @@ impl StageRun<'_, '_> {
                 None => return Ok(None),
             },
         };
+        // A concurrent prune may take the layer between the lookup and its use: protect it
+        // first, and take a blob that went meanwhile as a miss.
+        let lease = &self.shared.lease;
+        match lease.protect_blob(&record.layer_digest) {
+            Err(kiln_store::StoreError::MissingBlob(_)) => return Ok(None),
+            other => other?,
+        }
+        lease.protect_unpacked(&record.diff_id)?;
         let layer = LayerRecord {
             digest: record.layer_digest.clone(),
             diff_id: record.diff_id.clone(),

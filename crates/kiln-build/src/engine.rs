@@ -12,7 +12,7 @@ use kiln_dockerfile::stages::{Base, Dockerfile, StageOptions};
 use kiln_executor::{Executor, LibcontainerExecutor, RuncExecutor};
 use kiln_plan::StageGraph;
 use kiln_snapshot::Snapshotter;
-use kiln_store::Store;
+use kiln_store::{Lease, Store};
 
 use crate::cache::ContextSums;
 use crate::cache_export::Exchange;
@@ -50,6 +50,8 @@ pub(crate) struct Shared<'a> {
     pub exchange: Exchange,
     /// `SOURCE_DATE_EPOCH`: mtimes and `created` of what the build makes.
     pub epoch: Epoch,
+    /// Keeps what the build writes, and the cached layers it reuses, from GC until it ends.
+    pub lease: Lease,
     progress: Mutex<&'a mut dyn Progress>,
     next_step: AtomicUsize,
     results: Mutex<Vec<Option<Arc<StageOutput>>>>,
@@ -104,6 +106,7 @@ pub fn build(
         sums: ContextSums::open(store.root(), &req.context)?,
         exchange,
         epoch,
+        lease,
         progress: Mutex::new(progress),
         next_step: AtomicUsize::new(0),
         results: Mutex::new(vec![None; stage_count]),
@@ -115,7 +118,7 @@ pub fn build(
     }
     outcome?;
     let result = finish(&shared)?;
-    lease.release()?;
+    shared.lease.release()?;
     Ok(result)
 }
 

@@ -356,3 +356,88 @@ fn copy_from_a_stage_keys_on_the_copied_files_only() {
     )));
     assert_ne!(third.image.id, first.image.id);
 }
+
+/// Prunes the whole step cache (records and unreferenced blobs) the moment a layer step is
+/// served from it, as a `kiln builder prune -af` racing the build would.
+struct PruneOnHit {
+    store: Store,
+    /// The FROM steps (reported as cached when the base is at hand).
+    from_steps: Vec<usize>,
+    pruned: bool,
+}
+
+impl kiln_build::Progress for PruneOnHit {
+    fn step_started(&mut self, step: &kiln_build::StepInfo) {
+        if step.text.starts_with("FROM ") {
+            self.from_steps.push(step.id);
+        }
+    }
+    fn step_output(&mut self, _: usize, _: &[u8]) {}
+    fn step_finished(&mut self, step: usize, outcome: &StepOutcome) {
+        let layer_hit = *outcome == StepOutcome::Cached && !self.from_steps.contains(&step);
+        if layer_hit && !self.pruned {
+            let all = CacheFilter::parse::<&str>(true, &[], None).unwrap();
+            let report = self.store.prune_cache(&all).unwrap();
+            assert!(!report.removed.is_empty(), "the prune found no records");
+            self.pruned = true;
+        }
+    }
+    fn warning(&mut self, _: &str) {}
+    fn summary(&mut self, _: &kiln_build::BuildSummary) {}
+}
+
+#[test]
+fn a_prune_during_a_build_cannot_take_the_layers_it_reuses() {
+    let (tmp, store) = temp_store();
+    import_busybox(&store);
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM lab/busybox:1\nCOPY a.txt /a.txt\nRUN cat /a.txt > /b.txt\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("a.txt"), "kept\n").unwrap();
+    let req = request(&ctx, None, "race:1");
+    let (first, _) = common::build(&store, &req);
+    first.unwrap();
+    // Only the cache records refer to the layers now, and they are older than any lease.
+    store.remove_image("race:1", true).unwrap();
+    age(&store.root().join("content/blobs/sha256"));
+    age(&store.layers_dir());
+    let mut progress = PruneOnHit {
+        store: store.clone(),
+        from_steps: Vec::new(),
+        pruned: false,
+    };
+    let mut second = req.clone();
+    second
+        .dockerfile
+        .push_str("RUN cat /b.txt /a.txt > /c.txt\n");
+    let result = kiln_build::build(&store, &second, &mut progress).expect("build after prune");
+    assert!(progress.pruned, "no step was served from the cache");
+    for layer in store.image_layers(&result.image.id).unwrap() {
+        assert!(
+            store.content().contains(&layer.digest),
+            "layer {} of the new image was pruned",
+            layer.digest
+        );
+    }
+    assert!(
+        store.check(false).unwrap().is_ok(),
+        "store inconsistent after the race"
+    );
+}
+
+/// Dates every entry of `dir` an hour back, so GC sees them as written before any lease.
+fn age(dir: &Path) {
+    let old = filetime::FileTime::from_unix_time(unix_now() - 3600, 0);
+    for entry in std::fs::read_dir(dir).unwrap() {
+        filetime::set_symlink_file_times(entry.unwrap().path(), old, old).unwrap();
+    }
+}
+
+fn unix_now() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    i64::try_from(now.unwrap().as_secs()).unwrap()
+}
