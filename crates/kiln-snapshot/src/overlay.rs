@@ -94,10 +94,7 @@ impl ActiveSnapshot for OverlaySnapshot {
     }
 
     fn finish(mut self: Box<Self>) -> Result<PathBuf> {
-        umount2(&self.rootfs, MntFlags::empty()).map_err(|source| Error::Unmount {
-            target: self.rootfs.clone(),
-            source,
-        })?;
+        unmount(&self.rootfs)?;
         self.mounted = false;
         strip_tree(&self.upper)?;
         prune_unchanged_dirs(&LowerView::new(&self.lowers), &self.upper, Path::new(""))?;
@@ -112,6 +109,32 @@ impl Drop for OverlaySnapshot {
         if self.mounted {
             if let Err(e) = umount2(&self.rootfs, MntFlags::MNT_DETACH) {
                 tracing::warn!("unmounting {}: {e}", self.rootfs.display());
+            }
+        }
+    }
+}
+
+/// How often, and how far apart, an unmount that finds the overlay busy is tried again.
+const UNMOUNT_TRIES: u32 = 50;
+const UNMOUNT_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Unmounts the overlay at `rootfs`. Right after a container exits, the kernel may still hold
+/// its mount namespace's references for a moment (released asynchronously, after `wait`
+/// returns), and the unmount then fails with `EBUSY`: try again for up to a second, as
+/// containerd does, before reporting it.
+fn unmount(rootfs: &Path) -> Result<()> {
+    let mut tries = 1;
+    loop {
+        match umount2(rootfs, MntFlags::empty()) {
+            Err(nix::errno::Errno::EBUSY) if tries < UNMOUNT_TRIES => {
+                tries += 1;
+                std::thread::sleep(UNMOUNT_PAUSE);
+            }
+            other => {
+                return other.map_err(|source| Error::Unmount {
+                    target: rootfs.to_path_buf(),
+                    source,
+                });
             }
         }
     }
