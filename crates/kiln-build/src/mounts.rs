@@ -188,9 +188,8 @@ fn cache(shared: &Shared<'_>, m: &Mount, target: String, out: &mut Prepared) -> 
     if m.from.is_some() {
         return Err(BuildError::Unsupported("cache mounts with from=".into()));
     }
-    let id = cache_id(m, &target);
-    let dir = cache_dir(shared.store, &id);
-    let (base, name) = (cache_mounts_dir(shared.store), encode_id(&id));
+    let dir = cache_dir(shared.store, &cache_id(m, &target));
+    let base = cache_mounts_dir(shared.store);
     std::fs::create_dir_all(&base).map_err(io_err("creating", &base))?;
     let dir = match m.sharing {
         Some(Sharing::Locked) => {
@@ -198,7 +197,7 @@ fn cache(shared: &Shared<'_>, m: &Mount, target: String, out: &mut Prepared) -> 
             dir
         }
         Some(Sharing::Private) => {
-            let (dir, lock) = private_instance(&base, &name)?;
+            let (dir, lock) = private_instance(&dir)?;
             out._locks.push(lock);
             dir
         }
@@ -246,14 +245,18 @@ fn cache_mounts_dir(store: &kiln_store::Store) -> PathBuf {
     store.root().join("cache-mounts")
 }
 
-/// The first instance of cache `name` (the cache itself, then `name.1`, `name.2`, ...) whose
-/// lock is free, locked.
-fn private_instance(base: &Path, name: &str) -> Result<(PathBuf, CacheLock)> {
+/// The first instance of the cache at `first` (`first` itself, then `first.1`, `first.2`,
+/// ...) whose lock is free, locked.
+fn private_instance(first: &Path) -> Result<(PathBuf, CacheLock)> {
     let mut n = 0u64;
     loop {
         let dir = match n {
-            0 => base.join(name),
-            n => base.join(format!("{name}.{n}")),
+            0 => first.to_path_buf(),
+            n => {
+                let mut name = first.as_os_str().to_owned();
+                name.push(format!(".{n}"));
+                PathBuf::from(name)
+            }
         };
         if let Some(lock) = CacheLock::try_take(&dir)? {
             return Ok((dir, lock));
