@@ -15,6 +15,7 @@ use kiln_build::{
 use kiln_export::ExportImage;
 use serde_json::json;
 
+use super::build_flags::{Output, RootfsDest, parse_output};
 use super::frontend::build_args;
 use super::tty::TtyProgress;
 use super::{cache_io, registry, store};
@@ -108,16 +109,6 @@ pub enum RuntimeArg {
     Runc,
 }
 
-/// Where `--output` sends the result.
-#[derive(Debug, PartialEq, Eq)]
-enum Output {
-    Image,
-    Docker(PathBuf),
-    Oci(PathBuf),
-    /// `type=local|tar`: the target stage's filesystem.
-    Rootfs(super::build_flags::RootfsDest),
-}
-
 /// The build-args, with `SOURCE_DATE_EPOCH` from kiln's environment unless one is given, as
 /// buildx passes it on.
 fn with_env_epoch(mut args: BTreeMap<String, String>) -> BTreeMap<String, String> {
@@ -178,7 +169,7 @@ pub fn run(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.metadata_file {
         write_metadata(path, image, &args.tags, &progress.steps)?;
     }
-    if quiet && output != Output::Rootfs(super::build_flags::RootfsDest::Stdout) {
+    if quiet && output != Output::Rootfs(RootfsDest::Stdout) {
         println!("{}", image.id);
     }
     Ok(ExitCode::SUCCESS)
@@ -196,36 +187,6 @@ fn labels(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
             _ => Err(anyhow!("invalid label {item:?}: expected KEY=VALUE")),
         })
         .collect()
-}
-
-/// `--output type=image|docker|oci[,dest=PATH]`.
-fn parse_output(raw: Option<&str>) -> anyhow::Result<Output> {
-    let Some(raw) = raw else {
-        return Ok(Output::Image);
-    };
-    if let Some(dest) = super::build_flags::rootfs_output(raw)? {
-        return Ok(Output::Rootfs(dest));
-    }
-    let mut kind = None;
-    let mut dest = None;
-    for field in raw.split(',') {
-        match field.split_once('=') {
-            Some(("type", v)) => kind = Some(v.to_owned()),
-            Some(("dest", v)) => dest = Some(PathBuf::from(v)),
-            _ => bail!("invalid --output {raw:?}: unknown field {field:?}"),
-        }
-    }
-    let need_dest = |dest: Option<PathBuf>, kind: &str| {
-        dest.ok_or_else(|| anyhow!("--output type={kind} needs dest=FILE"))
-    };
-    match kind.as_deref() {
-        None | Some("image") => Ok(Output::Image),
-        Some("docker") => Ok(Output::Docker(need_dest(dest, "docker")?)),
-        Some("oci") => Ok(Output::Oci(need_dest(dest, "oci")?)),
-        Some(other) => {
-            bail!("--output type={other} is not supported: use image, docker, oci, local or tar")
-        }
-    }
 }
 
 /// Writes the archive `--output` asks for (the image also stays in the store).

@@ -102,35 +102,56 @@ pub enum RootfsDest {
     Stdout,
 }
 
-/// `--output type=local,dest=DIR`, `type=tar,dest=FILE|-`, or buildx's shorthands `DIR` and
-/// `-`; `None` for the other output types.
-pub fn rootfs_output(raw: &str) -> anyhow::Result<Option<RootfsDest>> {
+/// Where `--output` sends the result.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Output {
+    /// The store only (the default).
+    Image,
+    /// A `docker load` archive.
+    Docker(PathBuf),
+    /// An OCI layout tarball.
+    Oci(PathBuf),
+    /// `type=local|tar`: the target stage's filesystem.
+    Rootfs(RootfsDest),
+}
+
+/// `--output type=image|docker|oci|local|tar[,dest=PATH]` (tar: `dest=-` is stdout), or buildx's
+/// shorthands `DIR` and `-`.
+pub fn parse_output(raw: Option<&str>) -> anyhow::Result<Output> {
+    let Some(raw) = raw else {
+        return Ok(Output::Image);
+    };
     if !raw.contains('=') {
-        return Ok(Some(match raw {
+        return Ok(Output::Rootfs(match raw {
             "-" => RootfsDest::Stdout,
             "" => bail!("invalid --output \"\": expected type=TYPE[,dest=PATH] or a directory"),
             dir => RootfsDest::Dir(dir.into()),
         }));
     }
-    let fields: Vec<_> = raw
-        .split(',')
-        .map(|f| f.split_once('=').unwrap_or((f, "")))
-        .collect();
-    let get = |key: &str| fields.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
-    let kind = match get("type") {
-        Some(kind @ ("local" | "tar")) => kind,
-        _ => return Ok(None),
-    };
-    if let Some((key, _)) = fields.iter().find(|(k, _)| !matches!(*k, "type" | "dest")) {
-        bail!("invalid --output {raw:?}: unknown field {key:?} for type={kind}");
+    let (mut kind, mut dest) = ("image", None);
+    for field in raw.split(',') {
+        match field.split_once('=') {
+            Some(("type", v)) => kind = v,
+            Some(("dest", v)) => dest = Some(v).filter(|d| !d.is_empty()),
+            Some((key, _)) => bail!("invalid --output {raw:?}: unknown field {key:?}"),
+            None => bail!("invalid --output {raw:?}: unknown field {field:?}"),
+        }
     }
-    Ok(Some(match (kind, get("dest").filter(|d| !d.is_empty())) {
-        (_, None) if kind == "local" => bail!("--output type=local needs dest=DIR"),
-        (_, None) => bail!("--output type=tar needs dest=FILE (or dest=- for stdout)"),
-        ("local", Some(dir)) => RootfsDest::Dir(dir.into()),
-        (_, Some("-")) => RootfsDest::Stdout,
-        (_, Some(file)) => RootfsDest::Tar(file.into()),
-    }))
+    let needs = |what: &str| anyhow!("--output type={kind} needs dest={what}");
+    Ok(match (kind, dest) {
+        ("image", _) => Output::Image,
+        ("docker", Some(file)) => Output::Docker(file.into()),
+        ("oci", Some(file)) => Output::Oci(file.into()),
+        ("local", Some(dir)) => Output::Rootfs(RootfsDest::Dir(dir.into())),
+        ("tar", Some("-")) => Output::Rootfs(RootfsDest::Stdout),
+        ("tar", Some(file)) => Output::Rootfs(RootfsDest::Tar(file.into())),
+        ("docker" | "oci", None) => return Err(needs("FILE")),
+        ("local", None) => return Err(needs("DIR")),
+        ("tar", None) => return Err(needs("FILE (or dest=- for stdout)")),
+        (other, _) => {
+            bail!("--output type={other} is not supported: use image, docker, oci, local or tar")
+        }
+    })
 }
 
 /// Writes the image's filesystem where `dest` says.
@@ -187,26 +208,29 @@ mod tests {
     }
 
     #[test]
-    fn rootfs_outputs_parse_like_buildx() {
-        let p = |s: &str| rootfs_output(s).map_err(|e| e.to_string());
-        assert_eq!(p("out").unwrap(), Some(RootfsDest::Dir("out".into())));
-        assert_eq!(p("-").unwrap(), Some(RootfsDest::Stdout));
-        assert_eq!(p("type=tar,dest=-").unwrap(), Some(RootfsDest::Stdout));
+    fn outputs_parse_like_buildx() {
+        let p = |s: &str| parse_output(Some(s)).map_err(|e| e.to_string());
+        let rootfs = |d: RootfsDest| Ok(Output::Rootfs(d));
+        assert_eq!(parse_output(None).unwrap(), Output::Image);
+        assert_eq!(p("out"), rootfs(RootfsDest::Dir("out".into())));
+        assert_eq!(p("-"), rootfs(RootfsDest::Stdout));
+        assert_eq!(p("type=tar,dest=-"), rootfs(RootfsDest::Stdout));
         assert_eq!(
-            p("type=tar,dest=a.tar").unwrap(),
-            Some(RootfsDest::Tar("a.tar".into()))
+            p("type=tar,dest=a.tar"),
+            rootfs(RootfsDest::Tar("a.tar".into()))
         );
-        assert_eq!(
-            p("type=local,dest=d").unwrap(),
-            Some(RootfsDest::Dir("d".into()))
-        );
-        assert_eq!(p("type=oci,dest=x").unwrap(), None);
+        assert_eq!(p("type=local,dest=d"), rootfs(RootfsDest::Dir("d".into())));
+        assert_eq!(p("type=oci,dest=x"), Ok(Output::Oci("x".into())));
+        assert_eq!(p("type=docker,dest=x"), Ok(Output::Docker("x".into())));
+        assert_eq!(p("type=image"), Ok(Output::Image));
         assert!(p("type=local").unwrap_err().contains("needs dest=DIR"));
         assert!(p("type=tar,dest=").unwrap_err().contains("needs dest=FILE"));
+        assert!(p("type=docker").unwrap_err().contains("needs dest=FILE"));
         assert!(
             p("type=local,dest=d,x=1")
                 .unwrap_err()
                 .contains("unknown field")
         );
+        assert!(p("type=registry").unwrap_err().contains("not supported"));
     }
 }
